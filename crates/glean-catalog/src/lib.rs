@@ -9,4 +9,5 @@
 //! one database per NAME/INSTANCE), `query` (the Angle subset glean-local
 //! answers). It knows nothing of graphs or exporting.
 
+pub mod batch;
 pub mod schema;
