@@ -10,5 +10,6 @@
 //! answers). It knows nothing of graphs or exporting.
 
 pub mod batch;
+pub mod query;
 pub mod schema;
 pub mod store;

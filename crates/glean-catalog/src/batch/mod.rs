@@ -14,6 +14,7 @@ mod depth;
 mod sink;
 
 pub use check::Checker;
+pub(crate) use check::write_str;
 pub use sink::{DefineError, FactId, FactSink, MemorySink, StoreFailure, FIRST_FACT_ID};
 
 use crate::schema::{Lookup, PredId, Schema};
