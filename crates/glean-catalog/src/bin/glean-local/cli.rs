@@ -1,0 +1,392 @@
+//! Command-line interface of `glean-local`: glean's verbs, flags, output and exit codes.
+//!
+//! Every library error becomes a message and an exit status here, the same
+//! ones glean gives (GLEAN.md 3.6): 3 for create/write failures ("DB create
+//! failure: ..."), 6 for finishing an empty database, 1 for usage errors and
+//! anything else.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use glean_catalog::batch;
+use glean_catalog::query::QueryOptions;
+use glean_catalog::schema::{SchemaError, SchemaSource};
+use glean_catalog::store::{BatchInput, Catalog, DbRef, DbStatus, StoreError};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// An embedded, Glean-compatible catalog with the glean CLI's verbs.
+#[derive(Parser, Debug)]
+#[command(name = "glean-local", version, about)]
+pub struct Cli {
+    /// Directory holding the databases (glean's --db-root).
+    #[arg(long, global = true, env = "GLEAN_DB_ROOT", default_value = "./data/glean/db")]
+    db_root: PathBuf,
+    /// Schema for new databases: dir:DIR, file:FILE or DIR (default: glean/schema/source, else the built-in ETL schema).
+    #[arg(long, global = true)]
+    schema: Option<String>,
+    /// Remote Glean server: not supported by glean-local, which only has local databases.
+    #[arg(long, global = true, hide = true)]
+    service: Option<String>,
+    /// Reject what only lenient Glean accepts (unversioned names, re-used ids, out-of-range bytes, ...).
+    #[arg(long, global = true)]
+    strict: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a database, optionally writing FILEs into it.
+    Create(WriteArgs),
+    /// Write batch FILEs into an existing, incomplete database.
+    Write(WriteArgs),
+    /// Mark a database complete (read-only).
+    Finish {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Allow finishing a database without facts.
+        #[arg(long)]
+        allow_zero_facts: bool,
+    },
+    /// List databases.
+    List {
+        /// Only databases matching NAME, NAME/ or NAME/INSTANCE (`*` wildcards allowed).
+        globs: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Tty)]
+        format: Format,
+        /// Also show schema ids and properties.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Query a database: PREDICATE [PATTERN].
+    Query {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Angle query, `@FILE`, or `-` for standard input.
+        query: String,
+        /// Stop after N results.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Show nested facts in full.
+        #[arg(long, alias = "recursive")]
+        expand: bool,
+    },
+    /// Facts and bytes per predicate.
+    Stats {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Tty)]
+        format: Format,
+        /// Accepted for glean compatibility (statistics are always per predicate).
+        #[arg(long)]
+        per_predicate: bool,
+    },
+    /// Delete a database.
+    Delete {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Check batch FILEs against the schema, without a database.
+    Validate {
+        /// Batch files (.json or .json.zst).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check a schema (exit 55 when invalid, like glean validate-schema).
+    ValidateSchema {
+        /// Schema location: dir:DIR, file:FILE or DIR.
+        location: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DbArgs {
+    /// Database as NAME/INSTANCE.
+    #[arg(long, conflicts_with_all = ["db_name", "db_instance"])]
+    db: Option<String>,
+    /// Database name (with --db-instance; alone for queries: the latest complete instance).
+    #[arg(long, alias = "repo-name")]
+    db_name: Option<String>,
+    /// Database instance.
+    #[arg(long, alias = "repo-hash", requires = "db_name")]
+    db_instance: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct WriteArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Property of the new database, NAME=VALUE (create only; repeatable).
+    #[arg(long = "property", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
+    /// Finish the database after writing.
+    #[arg(long)]
+    finish: bool,
+    /// Accepted for glean compatibility; files are written one after another.
+    #[arg(short = 'j', long = "maxConcurrency")]
+    max_concurrency: Option<usize>,
+    /// Batch files (.json, or .json.zst).
+    files: Vec<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Tty,
+    Plain,
+    Json,
+    CompactJson,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+}
+
+/// A failure and the exit status glean gives it.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl ToString) -> Failure {
+        Failure { code, message: message.to_string() }
+    }
+
+    /// glean's shared create/write error handler: "DB create failure: ...", exit 3.
+    fn write(message: impl ToString) -> Failure {
+        Failure::new(3, format!("DB create failure: {}", message.to_string()))
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+/// Parses arguments, runs the command, and returns the process status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // optparse-applicative exits 1 on usage errors; help and version exit 0.
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    if let Some(service) = &cli.service {
+        return Err(Failure::new(1, format!("--service {service}: glean-local only has local databases; use --db-root DIR")));
+    }
+    let catalog = Catalog::new(&cli.db_root);
+    match &cli.command {
+        Command::Create(args) => create(&cli, &catalog, args),
+        Command::Write(args) => write(&cli, &catalog, args),
+        Command::Finish { db, allow_zero_facts } => {
+            let db = resolve_db(&catalog, db, false).map_err(|m| Failure::new(1, m))?;
+            let mut d = catalog.open(&db).map_err(|e| Failure::new(1, e))?;
+            match d.finish(*allow_zero_facts) {
+                Err(e @ StoreError::NoFacts) => Err(Failure::new(6, e)),
+                Err(e) => Err(Failure::new(1, e)),
+                Ok(()) => {
+                    println!("[glean finish] ACL: disabled");
+                    Ok(())
+                }
+            }
+        }
+        Command::List { globs, format, verbose } => list(&catalog, globs, *format, *verbose),
+        Command::Query { db, query, limit, expand } => run_query(&catalog, db, query, *limit, *expand),
+        Command::Stats { db, format, .. } => stats(&catalog, db, *format),
+        Command::Delete { db } => {
+            let db = resolve_db(&catalog, db, false).map_err(|m| Failure::new(1, m))?;
+            catalog.delete(&db).map_err(|e| Failure::new(1, e))
+        }
+        Command::Validate { files } => validate(&cli, files),
+        Command::ValidateSchema { location } => SchemaSource::from_location(location)
+            .and_then(|s| s.resolve())
+            .map(|_| ())
+            .map_err(|e| Failure::new(55, e)),
+    }
+}
+
+/// `--schema` if given, else `glean/schema/source` if present, else the built-in schema.
+fn schema_source(cli: &Cli) -> Result<SchemaSource, SchemaError> {
+    match &cli.schema {
+        Some(loc) => SchemaSource::from_location(loc),
+        None if Path::new("glean/schema/source").is_dir() => SchemaSource::from_location("dir:glean/schema/source"),
+        None => Ok(SchemaSource::builtin()),
+    }
+}
+
+fn resolve_db(catalog: &Catalog, args: &DbArgs, latest_complete: bool) -> Result<DbRef, String> {
+    match (&args.db, &args.db_name, &args.db_instance) {
+        (Some(db), _, _) => db.parse().map_err(|e: StoreError| e.to_string()),
+        (None, Some(name), Some(instance)) => DbRef::new(name, instance).map_err(|e| e.to_string()),
+        (None, Some(name), None) if latest_complete => {
+            let infos = catalog.list().map_err(|e| e.to_string())?;
+            infos
+                .into_iter()
+                .filter(|i| i.db.name == *name && i.status == DbStatus::Complete)
+                .max_by(|a, b| a.created.cmp(&b.created))
+                .map(|i| i.db)
+                .ok_or_else(|| format!("no complete database named {name}"))
+        }
+        (None, Some(_), None) => Err("--db-name needs --db-instance here".into()),
+        _ => Err("missing --db NAME/INSTANCE".into()),
+    }
+}
+
+fn create(cli: &Cli, catalog: &Catalog, args: &WriteArgs) -> Outcome {
+    let db = resolve_db(catalog, &args.db, false).map_err(|m| Failure::new(1, m))?;
+    let schema = schema_source(cli).map_err(Failure::write)?;
+    println!("Creating DB {db}");
+    let mut d = catalog.create(&db, &schema, &args.properties).map_err(Failure::write)?;
+    println!("[glean create] ACL: disabled");
+    write_files(&mut d, &args.files, cli.strict)?;
+    finish_after_write(&mut d, args.finish)
+}
+
+fn write(cli: &Cli, catalog: &Catalog, args: &WriteArgs) -> Outcome {
+    let db = resolve_db(catalog, &args.db, false).map_err(|m| Failure::new(1, m))?;
+    let mut d = catalog.open(&db).map_err(Failure::write)?;
+    if d.status().map_err(Failure::write)? == DbStatus::Complete {
+        return Err(Failure::write(StoreError::ReadOnly(db)));
+    }
+    println!("[glean write] ACL: disabled");
+    write_files(&mut d, &args.files, cli.strict)?;
+    finish_after_write(&mut d, args.finish)
+}
+
+/// Writes each file in its own transaction, stopping at the first failure (earlier files stay).
+fn write_files(d: &mut glean_catalog::store::Database, files: &[PathBuf], strict: bool) -> Outcome {
+    for file in files {
+        let result = d.write(&[BatchInput::File(file)], strict).map_err(Failure::write)?;
+        for r in result {
+            r.map_err(Failure::write)?;
+        }
+        println!("Wrote {}", file.display());
+    }
+    Ok(())
+}
+
+fn finish_after_write(d: &mut glean_catalog::store::Database, finish: bool) -> Outcome {
+    if finish {
+        // `--finish` has no zero-fact check in glean.
+        d.finish(true).map_err(Failure::write)?;
+    }
+    Ok(())
+}
+
+fn list(catalog: &Catalog, globs: &[String], format: Format, verbose: bool) -> Outcome {
+    let patterns = globs
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Failure::new(1, format!("bad pattern {g:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let infos = catalog.list().map_err(|e| Failure::new(1, e))?;
+    let shown: Vec<_> = infos
+        .into_iter()
+        .filter(|i| {
+            let names = [i.db.name.clone(), format!("{}/", i.db.name), i.db.to_string()];
+            patterns.is_empty() || patterns.iter().any(|p| names.iter().any(|n| p.matches(n)))
+        })
+        .collect();
+    match format {
+        Format::Json | Format::CompactJson => {
+            let text = if format == Format::Json { serde_json::to_string_pretty(&shown) } else { serde_json::to_string(&shown) };
+            println!("{}", text.map_err(|e| Failure::new(1, e))?);
+        }
+        Format::Tty | Format::Plain => {
+            for i in shown {
+                let status = match i.status {
+                    DbStatus::Complete => "complete",
+                    DbStatus::Incomplete => "incomplete",
+                };
+                println!("{} ({status})", i.db);
+                println!("  Created: {}", i.created);
+                if let Some(c) = &i.completed {
+                    println!("  Completed: {c}");
+                }
+                if verbose {
+                    println!("  Schema: {}", i.schema_id);
+                    println!("  Facts: {}", i.facts);
+                    for (k, v) in &i.properties {
+                        println!("  {k}: {v}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_query(catalog: &Catalog, db: &DbArgs, query: &str, limit: Option<usize>, expand: bool) -> Outcome {
+    let db = resolve_db(catalog, db, true).map_err(|m| Failure::new(1, m))?;
+    let d = catalog.open(&db).map_err(|e| Failure::new(1, e))?;
+    let text = match query {
+        "-" => std::io::read_to_string(std::io::stdin()).map_err(|e| Failure::new(1, e))?,
+        q => match q.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file).map_err(|e| Failure::new(1, format!("{file}: {e}")))?,
+            None => q.to_owned(),
+        },
+    };
+    let started = Instant::now();
+    let out = d.query(text.trim(), &QueryOptions { limit, expand }).map_err(|e| Failure::new(1, e))?;
+    for line in &out.results {
+        println!("{line}");
+    }
+    eprintln!(
+        "{} results, {} facts searched, {:.2}ms",
+        out.results.len(),
+        out.facts_searched,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    if out.truncated {
+        eprintln!("results truncated at --limit {}", limit.unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn stats(catalog: &Catalog, db: &DbArgs, format: Format) -> Outcome {
+    let db = resolve_db(catalog, db, false).map_err(|m| Failure::new(1, m))?;
+    let stats = catalog.open(&db).and_then(|d| d.stats()).map_err(|e| Failure::new(1, e))?;
+    match format {
+        Format::Json | Format::CompactJson => {
+            let map: serde_json::Map<String, serde_json::Value> = stats
+                .iter()
+                .map(|s| (s.predicate.clone(), serde_json::json!({"count": s.count, "size": s.bytes})))
+                .collect();
+            println!("{}", serde_json::Value::Object(map));
+        }
+        Format::Tty | Format::Plain => {
+            for s in stats {
+                println!("{}\n  count: {}\n  size: {} bytes", s.predicate, s.count, s.bytes);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate(cli: &Cli, files: &[PathBuf]) -> Outcome {
+    let schema = schema_source(cli).and_then(|s| s.resolve()).map_err(|e| Failure::new(1, e))?;
+    let mut failed = 0;
+    for file in files {
+        match batch::validate_file(file, &schema, cli.strict) {
+            Ok(s) => println!("OK {} ({} facts in {} groups)", file.display(), s.facts, s.groups),
+            Err(e) => {
+                failed += 1;
+                println!("INVALID {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Failure::new(1, format!("{failed} of {} files are invalid", files.len())));
+    }
+    Ok(())
+}
