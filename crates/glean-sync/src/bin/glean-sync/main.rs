@@ -1,0 +1,2 @@
+//! `glean-sync` command-line entry point (being written).
+fn main() {}

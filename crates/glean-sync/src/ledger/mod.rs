@@ -1,0 +1,266 @@
+//! The ledger: the durable record of every export and where it stands.
+//!
+//! One row per export (one saved graph, or one batch file found by the
+//! watcher). A save returns only after its batch file is durable and its row
+//! is committed here; from then on the ledger, not memory, is the truth: the
+//! in-memory queue only holds ids as hints, and everything can be rebuilt from
+//! the ledger after a crash.
+//!
+//! State machine (the only transitions there are):
+//! ```text
+//!                    claim (attempts += 1)              ingest ok
+//!   pending ─────────────────────────────► in_flight ─────────────► ingested
+//!     ▲  ▲                                  │   │ │
+//!     │  │ release (shutdown, no attempt)   │   │ └── retriable error, attempts < max ──► failed
+//!     │  └──────────────────────────────────┘   │                       (next_attempt_at)
+//!     │       lease expired / found at start    └── fatal error, or attempts = max ──► dead
+//!     │                                                                  │
+//!     └───────────── replay (attempts reset) ◄── failed, dead ───────────┘
+//!   failed rows are claimable again once next_attempt_at has passed.
+//! ```
+//!
+//! Delivery guarantee: at least once. An export is only `ingested` after the
+//! sink confirmed the write; a crash between the write and the update means
+//! the batch is written again, which Glean absorbs (equal facts are
+//! de-duplicated). Per graph (same `graph_key`), exports are claimed in id
+//! order and never two at a time, so versions of one graph reach Glean in
+//! the order they were saved.
+//!
+//! Implementations: `sqlite` (embedded, the default) and, for several nodes
+//! sharing work, `postgres`. Both pass the same conformance suite. Nothing
+//! outside this module writes SQL against the ledger.
+
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// Identifies an export; ids grow with time.
+pub type ExportId = i64;
+
+/// Where an export stands (stored as its `as_str` text; renaming one is a migration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportState {
+    /// Waiting to be written.
+    Pending,
+    /// Claimed by a worker, being written.
+    InFlight,
+    /// Written into Glean.
+    Ingested,
+    /// The last write failed; it will be retried at `next_attempt_at`.
+    Failed,
+    /// Given up on: needs `replay` after the cause is fixed.
+    Dead,
+}
+
+impl ExportState {
+    /// Every state, in the order of the state machine.
+    pub const ALL: [ExportState; 5] =
+        [ExportState::Pending, ExportState::InFlight, ExportState::Ingested, ExportState::Failed, ExportState::Dead];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportState::Pending => "pending",
+            ExportState::InFlight => "in_flight",
+            ExportState::Ingested => "ingested",
+            ExportState::Failed => "failed",
+            ExportState::Dead => "dead",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<ExportState> {
+        ExportState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for ExportState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a new export row records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewExport {
+    /// The batch file's name inside the export directory.
+    pub batch_file: String,
+    /// The graph's identity (`graph_id`, else `project_id/system_id`), if it has one.
+    pub graph_key: Option<String>,
+    /// Version of the graph under its key.
+    pub graph_version: Option<i64>,
+    /// Hash of the graph's content.
+    pub content_hash: Option<String>,
+    /// Node facts in the batch.
+    pub node_count: i64,
+    /// Edge facts in the batch.
+    pub edge_count: i64,
+    /// Size of the batch file in bytes.
+    pub bytes: i64,
+}
+
+/// One export row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Export {
+    /// Row id.
+    pub id: ExportId,
+    /// Current state.
+    pub state: ExportState,
+    /// The batch file's name inside the export directory.
+    pub batch_file: String,
+    /// The graph's identity, if any.
+    pub graph_key: Option<String>,
+    /// Version of the graph under its key.
+    pub graph_version: Option<i64>,
+    /// Hash of the graph's content.
+    pub content_hash: Option<String>,
+    /// Node facts in the batch.
+    pub node_count: i64,
+    /// Edge facts in the batch.
+    pub edge_count: i64,
+    /// Size of the batch file in bytes.
+    pub bytes: i64,
+    /// Write attempts so far.
+    pub attempts: i64,
+    /// When the export was saved.
+    pub created_at: DateTime<Utc>,
+    /// Last state change.
+    pub updated_at: DateTime<Utc>,
+    /// When a failed export becomes claimable again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was ingested.
+    pub ingested_at: Option<DateTime<Utc>>,
+    /// The last error (sink message, stderr tail), if any.
+    pub last_error: Option<String>,
+}
+
+/// Counts per state, for stats (cluster-wide on a shared ledger).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    /// Rows waiting to be written.
+    pub pending: u64,
+    /// Rows being written.
+    pub in_flight: u64,
+    /// Rows written.
+    pub ingested: u64,
+    /// Rows waiting for a retry.
+    pub failed: u64,
+    /// Rows given up on.
+    pub dead: u64,
+    /// Creation time of the oldest row not yet ingested or dead.
+    pub oldest_unfinished: Option<DateTime<Utc>>,
+}
+
+/// Which rows `replay` and `list` select.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// Only rows in these states (all states when empty).
+    pub states: Vec<ExportState>,
+    /// Only this row.
+    pub id: Option<ExportId>,
+    /// Only rows created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many rows (oldest first).
+    pub limit: Option<u64>,
+}
+
+/// How a finished write attempt ended, as the exporter decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The sink wrote the batch.
+    Ingested,
+    /// Failed; claimable again at `retry_at`.
+    Retry {
+        /// The error to record.
+        error: String,
+        /// When to try again.
+        retry_at: DateTime<Utc>,
+    },
+    /// Failed for good.
+    Dead {
+        /// The reason to record.
+        error: String,
+    },
+    /// Not attempted after all (shutdown): back to pending, the attempt not counted.
+    Released,
+}
+
+/// Errors of the ledger's backing database.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The database failed (disk full, connection lost, ...).
+    #[error("ledger database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrating the schema failed.
+    #[error("ledger migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row cannot be read back.
+    #[error("ledger row {id} is unreadable: {message}")]
+    Corrupt {
+        /// The row.
+        id: ExportId,
+        /// What is wrong.
+        message: String,
+    },
+    /// The ledger's file or directory cannot be used.
+    #[error("ledger at {path}: {message}")]
+    Location {
+        /// Where the ledger lives.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The durable record of exports. Every method commits before it returns.
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Records a new `pending` export and returns its id.
+    async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError>;
+
+    /// Claims up to `limit` of `candidates` (or, when `candidates` is empty, of
+    /// all rows) that are ready: `pending`, or `failed` with `next_attempt_at`
+    /// passed, or `in_flight` with an expired lease; and whose graph has no
+    /// earlier unfinished export. At most one export per graph key. Claimed
+    /// rows become `in_flight`, owned by `owner` until `lease` has passed,
+    /// with `attempts` increased. Returned oldest first.
+    async fn claim(&self, candidates: &[ExportId], limit: usize, owner: &str, lease: Duration) -> Result<Vec<Export>, LedgerError>;
+
+    /// Ids of up to `limit` ready rows (as `claim` defines ready), oldest first.
+    async fn ready(&self, limit: usize) -> Result<Vec<ExportId>, LedgerError>;
+
+    /// Ends an attempt on `ids` (rows `owner` holds in flight); other rows are left alone.
+    async fn finish(&self, ids: &[ExportId], owner: &str, outcome: &Outcome) -> Result<(), LedgerError>;
+
+    /// Puts every `in_flight` row of `owner` back to `pending` (a restart of that owner).
+    async fn recover(&self, owner: &str) -> Result<u64, LedgerError>;
+
+    /// One row.
+    async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError>;
+
+    /// Rows matching `selection`, oldest first.
+    async fn list(&self, selection: &Selection) -> Result<Vec<Export>, LedgerError>;
+
+    /// Moves matching `failed`/`dead` rows back to `pending` with attempts reset; returns their ids.
+    async fn replay(&self, selection: &Selection) -> Result<Vec<ExportId>, LedgerError>;
+
+    /// Counts per state.
+    async fn counts(&self) -> Result<StateCounts, LedgerError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_their_stored_spelling() {
+        for s in ExportState::ALL {
+            assert_eq!(ExportState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ExportState::parse("bogus"), None);
+    }
+}

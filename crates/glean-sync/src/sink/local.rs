@@ -1,0 +1,1 @@
+//! Local sink (being written).

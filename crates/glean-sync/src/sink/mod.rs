@@ -1,0 +1,132 @@
+//! Sinks: where batch files go. The last stage before Glean.
+//!
+//! A `Sink` writes a set of batch files into one Glean database and says
+//! whether it worked. `cli` runs the `glean` command-line tool (or anything
+//! with its interface, such as `glean-local`); `local` writes through the
+//! embedded catalog in this process. Sinks never touch the ledger and never
+//! decide about retries: they describe what went wrong in a `SinkError`, and
+//! `SinkError::is_retriable` is the single place that says whether trying
+//! again can help.
+
+pub mod cli;
+pub mod local;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    /// The write took longer than the timeout and was killed.
+    #[error("glean write timed out after {0:?} and was killed")]
+    Timeout(Duration),
+    /// The glean process could not be started.
+    #[error("cannot run {program}: {message}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        message: String,
+    },
+    /// The process died of a signal or exited in a way that says nothing about the batch.
+    #[error("glean exited with {status}: {stderr}")]
+    Crashed {
+        /// How it ended (`exit status 1`, `signal 9`).
+        status: String,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// The Glean server could not be reached.
+    #[error("glean server unreachable: {0}")]
+    Unreachable(String),
+    /// The database does not exist (it will be created before the next try).
+    #[error("unknown database {0}")]
+    UnknownDatabase(String),
+    /// The database is finished (read-only): writing can only work after an operator acts.
+    #[error("database is read-only: {0}")]
+    ReadOnly(String),
+    /// Glean refused a batch: the file (when known) will never be accepted as it is.
+    #[error("batch rejected{}: {reason}", file.as_ref().map(|f| format!(" ({})", f.display())).unwrap_or_default())]
+    Rejected {
+        /// The rejected file, when the sink can tell.
+        file: Option<PathBuf>,
+        /// Glean's reason.
+        reason: String,
+    },
+    /// Any other failure; assumed transient.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SinkError {
+    /// Whether the same write could succeed later. The only place that decides it.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            SinkError::Timeout(_)
+            | SinkError::Crashed { .. }
+            | SinkError::Unreachable(_)
+            | SinkError::UnknownDatabase(_)
+            | SinkError::Spawn { .. }
+            | SinkError::Other(_) => true,
+            SinkError::ReadOnly(_) | SinkError::Rejected { .. } => false,
+        }
+    }
+
+    /// A short, stable name of the cause, for stats and metric labels.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            SinkError::Timeout(_) => "timeout",
+            SinkError::Spawn { .. } => "spawn",
+            SinkError::Crashed { .. } => "crash",
+            SinkError::Unreachable(_) => "unreachable",
+            SinkError::UnknownDatabase(_) => "unknown_database",
+            SinkError::ReadOnly(_) => "read_only",
+            SinkError::Rejected { .. } => "rejected",
+            SinkError::Other(_) => "other",
+        }
+    }
+}
+
+/// Which sink a deployment uses (`GLEAN_SINK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// The glean CLI (or a compatible binary) as a subprocess.
+    Cli,
+    /// The embedded catalog, in process.
+    Local,
+    /// `cli` when the glean binary is found, else `local`.
+    Auto,
+}
+
+/// Writes batch files into one Glean database.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// `cli` or `local`, for logs and stats.
+    fn kind(&self) -> SinkKind;
+
+    /// A one-line description: program or catalog, database, root or service.
+    fn describe(&self) -> String;
+
+    /// Writes every file, each all-or-nothing. `Ok` only when all were written;
+    /// files before a failing one may have been written (Glean keeps them),
+    /// which is harmless because writing a batch again changes nothing.
+    async fn write(&self, files: &[PathBuf]) -> Result<(), SinkError>;
+
+    /// Checks that the sink can take writes (binary runs / catalog opens).
+    async fn check(&self) -> Result<(), SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_batch_and_database_faults_are_final() {
+        assert!(SinkError::Timeout(Duration::from_secs(1)).is_retriable());
+        assert!(SinkError::UnknownDatabase("x/0".into()).is_retriable());
+        assert!(SinkError::Unreachable("refused".into()).is_retriable());
+        assert!(!SinkError::Rejected { file: None, reason: "type error".into() }.is_retriable());
+        assert!(!SinkError::ReadOnly("x/0".into()).is_retriable());
+    }
+}
