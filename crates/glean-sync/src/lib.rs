@@ -7,5 +7,7 @@
 //! Glean. `config` turns flags and environment variables into the settings
 //! each stage takes. See ARCHITECTURE.md for the map.
 
+pub mod batch;
+pub mod graph;
 pub mod ledger;
 pub mod sink;

@@ -1,0 +1,351 @@
+//! Knowledge graphs as producers save them: decoding and validation.
+//!
+//! The first stage of the flow. A graph arrives as JSON (HTTP, `push`, or the
+//! Rust API) in either spelling seen in the wild (`type`/`kind`,
+//! `properties`/`props`, `source`/`source_id`, `target`/`target_id`, edge
+//! `label`/`type`), is decoded straight into owned values (the caller's data
+//! is copied, never shared), and validated: a bad graph is rejected with a
+//! message naming the element (`nodes[12].id is empty`). Duplicate nodes (same
+//! id) and edges (same source, target and label) are dropped, first wins, and
+//! counted. Properties are kept as canonical JSON (object keys sorted), so
+//! equal properties always give equal facts. Nothing here writes anything.
+
+use serde::de::{Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// Why a graph was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// The JSON does not decode (with the path of the bad element).
+    #[error("{path}: {message}")]
+    Decode {
+        /// Where, e.g. `nodes[3].id` (`.` for the top level).
+        path: String,
+        /// What the decoder said.
+        message: String,
+    },
+    /// A required field is absent.
+    #[error("{0} is missing")]
+    Missing(String),
+    /// A required field is empty.
+    #[error("{0} is empty")]
+    Empty(String),
+}
+
+impl GraphError {
+    /// The element at fault, e.g. `nodes[12].id`.
+    pub fn field(&self) -> &str {
+        match self {
+            GraphError::Decode { path, .. } => path,
+            GraphError::Missing(f) | GraphError::Empty(f) => f,
+        }
+    }
+}
+
+/// A node: one fact of `<prefix>.Node`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    /// Unique within the graph.
+    pub id: String,
+    /// What it is (`table`, `column`, `job`, ...).
+    pub kind: String,
+    /// Display name.
+    pub label: String,
+    /// Properties as canonical JSON, `None` when there are none.
+    pub properties_json: Option<String>,
+}
+
+/// An edge: one fact of `<prefix>.Edge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// Id of the source node.
+    pub source: String,
+    /// Id of the target node.
+    pub target: String,
+    /// Relationship (`RELATES_TO`, ...).
+    pub label: String,
+    /// Properties as canonical JSON, `None` when there are none.
+    pub properties_json: Option<String>,
+}
+
+/// A validated graph, ready to be encoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    /// Nodes, duplicates removed, in input order.
+    pub nodes: Vec<Node>,
+    /// Edges, duplicates removed, in input order.
+    pub edges: Vec<Edge>,
+    /// The project the graph belongs to.
+    pub project_id: Option<String>,
+    /// The system the graph describes.
+    pub system_id: Option<String>,
+    /// An explicit identity for the graph.
+    pub graph_id: Option<String>,
+    /// Nodes dropped because an earlier node had the same id.
+    pub duplicate_nodes: usize,
+    /// Edges dropped because an earlier edge had the same source, target and label.
+    pub duplicate_edges: usize,
+}
+
+#[derive(Deserialize)]
+struct RawGraph {
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+    #[serde(default)]
+    edges: Vec<RawEdge>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    system_id: Option<String>,
+    #[serde(default)]
+    graph_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawNode {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, alias = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default, alias = "props", deserialize_with = "canonical_properties")]
+    properties: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawEdge {
+    #[serde(default, alias = "source_id")]
+    source: Option<String>,
+    #[serde(default, alias = "target_id")]
+    target: Option<String>,
+    #[serde(default, alias = "type")]
+    label: Option<String>,
+    #[serde(default, alias = "props", deserialize_with = "canonical_properties")]
+    properties: Option<String>,
+}
+
+/// Properties as canonical JSON text: keys sorted at every level; `{}` and null are none.
+fn canonical_properties<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::Object(map) if map.is_empty() => Ok(None),
+        mut v @ Value::Object(_) => {
+            v.sort_all_objects();
+            serde_json::to_string(&v).map(Some).map_err(D::Error::custom)
+        }
+        other => Err(D::Error::custom(format!("properties must be an object, got {other}"))),
+    }
+}
+
+impl Graph {
+    /// Decodes and validates a graph from JSON bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Graph, GraphError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let raw: RawGraph = serde_path_to_error::deserialize(de).map_err(decode_error)?;
+        Graph::from_raw(raw)
+    }
+
+    /// Decodes and validates a graph from a reader (large inputs: no copy of the text is kept).
+    pub fn from_reader(reader: impl std::io::Read) -> Result<Graph, GraphError> {
+        let de = &mut serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+        let raw: RawGraph = serde_path_to_error::deserialize(de).map_err(decode_error)?;
+        Graph::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawGraph) -> Result<Graph, GraphError> {
+        let nodes = raw.nodes.into_iter().enumerate().map(|(i, n)| n.validate(i)).collect::<Result<Vec<_>, _>>()?;
+        let edges = raw.edges.into_iter().enumerate().map(|(i, e)| e.validate(i)).collect::<Result<Vec<_>, _>>()?;
+        let mut graph = Graph {
+            nodes,
+            edges,
+            project_id: non_empty(raw.project_id),
+            system_id: non_empty(raw.system_id),
+            graph_id: non_empty(raw.graph_id),
+            duplicate_nodes: 0,
+            duplicate_edges: 0,
+        };
+        graph.drop_duplicates();
+        Ok(graph)
+    }
+
+    /// Builds a graph from parts (the Rust API), with the same validation as JSON input.
+    pub fn new(nodes: Vec<Node>, edges: Vec<Edge>) -> Result<Graph, GraphError> {
+        for (i, n) in nodes.iter().enumerate() {
+            require(&format!("nodes[{i}].id"), Some(&n.id))?;
+        }
+        for (i, e) in edges.iter().enumerate() {
+            require(&format!("edges[{i}].source"), Some(&e.source))?;
+            require(&format!("edges[{i}].target"), Some(&e.target))?;
+        }
+        let mut graph = Graph { nodes, edges, ..Graph::default() };
+        graph.drop_duplicates();
+        Ok(graph)
+    }
+
+    /// Removes later duplicates of nodes and edges, counting them.
+    fn drop_duplicates(&mut self) {
+        let keep_nodes = first_occurrences(self.nodes.iter().map(|n| (n.id.as_str(), "", "")));
+        let keep_edges = first_occurrences(self.edges.iter().map(|e| (e.source.as_str(), e.target.as_str(), e.label.as_str())));
+        self.duplicate_nodes = retain_marked(&mut self.nodes, &keep_nodes);
+        self.duplicate_edges = retain_marked(&mut self.edges, &keep_edges);
+    }
+
+    /// The graph's identity: `graph_id`, else `project_id/system_id`; none when it has neither.
+    pub fn key(&self) -> Option<String> {
+        if let Some(id) = &self.graph_id {
+            return Some(id.clone());
+        }
+        match (&self.project_id, &self.system_id) {
+            (None, None) => None,
+            (p, s) => Some(format!("{}/{}", p.as_deref().unwrap_or_default(), s.as_deref().unwrap_or_default())),
+        }
+    }
+}
+
+/// For each item, whether it is the first with its key.
+fn first_occurrences<'a>(keys: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> Vec<bool> {
+    let mut seen = HashSet::new();
+    keys.map(|k| seen.insert(k)).collect()
+}
+
+/// Keeps the marked items; returns how many were dropped.
+fn retain_marked<T>(items: &mut Vec<T>, keep: &[bool]) -> usize {
+    let before = items.len();
+    let mut marks = keep.iter();
+    items.retain(|_| marks.next().copied().unwrap_or(true));
+    before - items.len()
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+fn require(path: &str, value: Option<&String>) -> Result<(), GraphError> {
+    match value {
+        None => Err(GraphError::Missing(path.to_owned())),
+        Some(v) if v.trim().is_empty() => Err(GraphError::Empty(path.to_owned())),
+        Some(_) => Ok(()),
+    }
+}
+
+fn decode_error(e: serde_path_to_error::Error<serde_json::Error>) -> GraphError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = match inner.line() {
+        0 => inner.to_string(),
+        line => format!("{} (line {line}, column {})", strip_position(&inner.to_string()), inner.column()),
+    };
+    GraphError::Decode { path, message }
+}
+
+/// serde_json appends " at line L column C"; we say it our way.
+fn strip_position(msg: &str) -> &str {
+    msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+impl RawNode {
+    fn validate(self, i: usize) -> Result<Node, GraphError> {
+        require(&format!("nodes[{i}].id"), self.id.as_ref())?;
+        Ok(Node {
+            id: self.id.unwrap_or_default(),
+            kind: self.kind.unwrap_or_default(),
+            label: self.label.unwrap_or_default(),
+            properties_json: self.properties,
+        })
+    }
+}
+
+impl RawEdge {
+    fn validate(self, i: usize) -> Result<Edge, GraphError> {
+        require(&format!("edges[{i}].source"), self.source.as_ref())?;
+        require(&format!("edges[{i}].target"), self.target.as_ref())?;
+        Ok(Edge {
+            source: self.source.unwrap_or_default(),
+            target: self.target.unwrap_or_default(),
+            label: self.label.unwrap_or_default(),
+            properties_json: self.properties,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../../examples/knowledge_graph.sample.json");
+
+    fn err(json: &str) -> String {
+        Graph::from_json(json.as_bytes()).expect_err("rejected").to_string()
+    }
+
+    #[test]
+    fn the_real_sample_decodes_in_its_spelling() {
+        let g = Graph::from_json(SAMPLE.as_bytes()).expect("sample");
+        assert_eq!(g.nodes.len(), 4);
+        assert_eq!(g.nodes[0].kind, "table");
+        assert_eq!(
+            g.nodes[0].properties_json.as_deref(),
+            Some(r#"{"agent_id":"test-0x2222","database":"test_db","domain":"test-customer","schema":"public"}"#)
+        );
+        assert_eq!(g.edges[0].source, "node_2");
+        assert_eq!(g.edges[0].label, "RELATES_TO");
+    }
+
+    #[test]
+    fn both_spellings_give_the_same_graph() {
+        let a = r#"{"nodes":[{"id":"a","type":"t","label":"l","props":{"y":1,"x":{"b":2,"a":1}}}],
+                    "edges":[{"source_id":"a","target_id":"a","type":"SELF"}]}"#;
+        let b = r#"{"nodes":[{"id":"a","kind":"t","label":"l","properties":{"x":{"a":1,"b":2},"y":1}}],
+                    "edges":[{"source":"a","target":"a","label":"SELF"}]}"#;
+        assert_eq!(Graph::from_json(a.as_bytes()), Graph::from_json(b.as_bytes()));
+    }
+
+    #[test]
+    fn bad_graphs_name_the_element() {
+        assert_eq!(err(r#"{"nodes":[{"id":"a"},{"id":""}]}"#), "nodes[1].id is empty");
+        assert_eq!(err(r#"{"nodes":[{"label":"x"}]}"#), "nodes[0].id is missing");
+        assert_eq!(err(r#"{"edges":[{"source":"a"},{"source":"a","target":"b"},{"source":"a","target":"b"},{"source":"a"}]}"#), "edges[0].target is missing");
+        assert!(err(r#"{"nodes":[{"id":3}]}"#).starts_with("nodes[0].id: invalid type: integer `3`, expected a string"));
+        assert!(err(r#"{"nodes":[{"id":"a","props":[1]}]}"#).starts_with("nodes[0].props: properties must be an object"));
+        assert!(err(r#"{"nodes": 3}"#).starts_with("nodes: invalid type"));
+        assert!(err("{").contains("EOF"));
+    }
+
+    #[test]
+    fn duplicates_are_dropped_first_wins_and_counted() {
+        let g = Graph::from_json(
+            br#"{"nodes":[{"id":"a","label":"first"},{"id":"b"},{"id":"a","label":"second"}],
+                 "edges":[{"source":"a","target":"b","label":"R"},{"source":"a","target":"b","label":"R","props":{"w":1}},{"source":"a","target":"b","label":"S"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!((g.nodes.len(), g.duplicate_nodes), (2, 1));
+        assert_eq!(g.nodes[0].label, "first");
+        assert_eq!((g.edges.len(), g.duplicate_edges), (2, 1));
+        assert_eq!(g.edges[0].properties_json, None);
+    }
+
+    #[test]
+    fn graph_key() {
+        let key = |json: &str| Graph::from_json(json.as_bytes()).expect("valid").key();
+        assert_eq!(key(r#"{"graph_id":"g","project_id":"p"}"#), Some("g".into()));
+        assert_eq!(key(r#"{"project_id":"p","system_id":"s"}"#), Some("p/s".into()));
+        assert_eq!(key(r#"{"project_id":"p"}"#), Some("p/".into()));
+        assert_eq!(key(r#"{"graph_id":""}"#), None);
+    }
+
+    #[test]
+    fn empty_properties_are_none() {
+        let g = Graph::from_json(br#"{"nodes":[{"id":"a","props":{}},{"id":"b","properties":null}]}"#).expect("valid");
+        assert!(g.nodes.iter().all(|n| n.properties_json.is_none()));
+    }
+
+    #[test]
+    fn rust_api_validates_too() {
+        let node = |id: &str| Node { id: id.into(), kind: "t".into(), label: "l".into(), properties_json: None };
+        assert_eq!(Graph::new(vec![node("a"), node(" ")], vec![]).expect_err("empty id").to_string(), "nodes[1].id is empty");
+        assert_eq!(Graph::new(vec![node("a"), node("a")], vec![]).expect("ok").duplicate_nodes, 1);
+    }
+}
