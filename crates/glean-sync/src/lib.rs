@@ -8,6 +8,7 @@
 //! each stage takes. See ARCHITECTURE.md for the map.
 
 pub mod batch;
+pub mod config;
 pub mod graph;
 pub mod ledger;
 pub mod sink;
