@@ -7,6 +7,7 @@
 //! variable and what it accepts. Nothing here starts anything.
 
 use crate::batch::{Compression, Predicates};
+use crate::exporter::RetryPolicy;
 use crate::sink::SinkKind;
 use clap::Args;
 use glean_catalog::schema::{Lookup, Schema, SchemaError, SchemaSource};
@@ -68,6 +69,26 @@ pub struct Settings {
     /// The ledger file (default: <export dir>/.glean-sync/ledger.sqlite).
     #[arg(long, global = true, env = "GLEAN_SYNC_STATE", value_name = "GLEAN_SYNC_STATE")]
     pub state: Option<PathBuf>,
+    /// First retry backoff in milliseconds (before jitter; doubles per attempt).
+    #[arg(long, global = true, env = "GLEAN_RETRY_BASE_MS", value_name = "GLEAN_RETRY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub retry_base_ms: u64,
+    /// Longest retry backoff in milliseconds.
+    #[arg(long, global = true, env = "GLEAN_RETRY_MAX_MS", value_name = "GLEAN_RETRY_MAX_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub retry_max_ms: u64,
+    /// Write attempts before an export is dead (1-1000).
+    #[arg(long, global = true, env = "GLEAN_MAX_ATTEMPTS", value_name = "GLEAN_MAX_ATTEMPTS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_attempts: u32,
+    /// Most batch files one sink call writes (1-1024); 1 turns coalescing off.
+    #[arg(long, global = true, env = "GLEAN_WRITE_MAX_FILES", value_name = "GLEAN_WRITE_MAX_FILES", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub write_max_files: u32,
+    /// Seconds a claimed export stays owned by its worker before others may take it over.
+    #[arg(long, global = true, env = "GLEAN_LEASE_SECS", value_name = "GLEAN_LEASE_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub lease_secs: u64,
     /// Seconds a graceful shutdown waits for writes in flight (0-3600).
     #[arg(long, global = true, env = "GLEAN_SHUTDOWN_TIMEOUT_SECS", value_name = "GLEAN_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -174,6 +195,12 @@ pub struct ExporterConfig {
     pub workers: usize,
     /// Queue slots.
     pub queue_capacity: usize,
+    /// Most exports one sink call writes.
+    pub max_files: usize,
+    /// How long a claim lasts; longer than any write can take, so that only dead owners lose theirs.
+    pub lease: Duration,
+    /// Retries and giving up.
+    pub retry: RetryPolicy,
     /// How long shutdown waits for writes in flight.
     pub shutdown_timeout: Duration,
 }
@@ -230,9 +257,22 @@ impl Settings {
             exporter: ExporterConfig {
                 workers: usize::from(self.workers),
                 queue_capacity: self.queue_capacity as usize,
+                max_files: self.write_max_files as usize,
+                lease: self.lease(),
+                retry: RetryPolicy {
+                    base: Duration::from_millis(self.retry_base_ms),
+                    max: Duration::from_millis(self.retry_max_ms.max(self.retry_base_ms)),
+                    max_attempts: self.max_attempts,
+                },
                 shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             },
         })
+    }
+
+    /// The lease outlives the slowest write: the write timeout, plus isolating a poisoned batch file by file.
+    fn lease(&self) -> Duration {
+        let write = Duration::from_secs(self.write_timeout_secs);
+        Duration::from_secs(self.lease_secs).max(write * 2 + Duration::from_secs(30))
     }
 
     fn glean_config(&self, name: &str) -> Result<GleanConfig, ConfigError> {

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod exporter;
 pub mod graph;
 pub mod ledger;
 pub mod sink;

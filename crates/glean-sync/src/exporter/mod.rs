@@ -1,0 +1,635 @@
+//! The exporter: takes saves without waiting on Glean, and delivers them.
+//!
+//! `save` writes the batch file durably, records a `pending` row in the ledger
+//! and puts the export's id on a bounded in-memory queue; it never waits for
+//! Glean. When the queue is full the row simply stays pending: the sweeper
+//! reads ready rows from the ledger and feeds the queue as room frees, so no
+//! save is ever dropped, and the queue holds ids only, so memory does not grow
+//! with a backlog. Workers take up to `max_files` ids, claim them in the
+//! ledger (which enforces per-graph order), make one sink call for all of
+//! them, and record the outcome decided by the retry policy. A batch Glean
+//! rejects is isolated so the others in the same call still get written.
+//!
+//! Shutdown stops intake (saves fail, workers take nothing new), lets writes
+//! in flight finish within the shutdown timeout, then cancels what is left:
+//! cancelled writes are released back to `pending` for the next start.
+
+mod retry;
+mod stats;
+
+pub use retry::RetryPolicy;
+pub use stats::{Percentiles, StatsSnapshot};
+
+use crate::batch::{self, BatchContent, BatchDir, BatchFileError, Manifest, Predicates};
+use crate::config::{ExporterConfig, Mode};
+use crate::graph::Graph;
+use crate::ledger::{Export, ExportId, ExportState, Ledger, LedgerError, NewExport, Outcome};
+use crate::sink::{Sink, SinkError};
+use chrono::Utc;
+use serde::Serialize;
+use stats::{SnapshotContext, Stats};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// How often the sweeper looks at the ledger even when nothing woke it
+/// (retries coming due, exports saved by other nodes).
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long cancelled writes get to record their release after the shutdown timeout.
+const RELEASE_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a save failed. Nothing was recorded when it fails.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The exporter is shutting down.
+    #[error("glean-sync is shutting down; the graph was not saved")]
+    ShuttingDown,
+    /// The batch file could not be written (disk full, directory unwritable).
+    #[error(transparent)]
+    File(#[from] BatchFileError),
+    /// The ledger could not record the export (the batch file was removed again).
+    #[error("the export could not be recorded: {0}")]
+    Ledger(#[from] LedgerError),
+    /// The encoding task failed.
+    #[error("internal error while writing the batch: {0}")]
+    Internal(String),
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaveState {
+    /// Recorded and queued for delivery.
+    Queued,
+    /// Recorded; batch mode delivers nothing until `drain`.
+    BatchMode,
+}
+
+/// The answer to a save.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SaveReceipt {
+    /// The export's id in the ledger.
+    pub export_id: ExportId,
+    /// What happened.
+    pub state: SaveState,
+    /// The batch file's name in the export directory.
+    pub batch_file: String,
+    /// Node facts in the batch.
+    pub node_count: usize,
+    /// Edge facts in the batch.
+    pub edge_count: usize,
+    /// Duplicate nodes dropped from the graph.
+    pub duplicate_nodes: usize,
+    /// Duplicate edges dropped from the graph.
+    pub duplicate_edges: usize,
+}
+
+/// An export reached a state a waiter may care about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The export.
+    pub id: ExportId,
+    /// Its new state (`ingested`, `failed` or `dead`).
+    pub state: ExportState,
+    /// The reason, when it failed.
+    pub error: Option<String>,
+}
+
+/// What the exporter is built from.
+pub struct Parts {
+    /// The ledger.
+    pub ledger: Arc<dyn Ledger>,
+    /// The sink; `None` in batch mode.
+    pub sink: Option<Arc<dyn Sink>>,
+    /// Where batch files go.
+    pub batches: BatchDir,
+    /// Predicate names.
+    pub predicates: Predicates,
+    /// Queue, workers, retries.
+    pub config: ExporterConfig,
+    /// This process's name as a ledger owner (claims and recovery).
+    pub owner: String,
+}
+
+struct Shared {
+    ledger: Arc<dyn Ledger>,
+    sink: Option<Arc<dyn Sink>>,
+    batches: BatchDir,
+    predicates: Predicates,
+    config: ExporterConfig,
+    owner: String,
+    /// Export ids waiting for a worker: hints only, the ledger is the truth.
+    queue: mpsc::Sender<ExportId>,
+    /// Ids in the queue or with a worker, so the sweeper does not queue them twice.
+    queued: Mutex<HashSet<ExportId>>,
+    /// Wakes the sweeper: the queue overflowed, or room freed up.
+    wake_sweeper: Notify,
+    /// Announces ingested, failed and dead exports to waiters (`push`, `drain`).
+    completions: broadcast::Sender<Completion>,
+    stats: Stats,
+    /// Cleared at shutdown: saves are refused from then on.
+    accepting: AtomicBool,
+    /// Cancelled at shutdown: workers and the sweeper take no new work.
+    intake_stop: CancellationToken,
+    /// Cancelled when the shutdown timeout passes: writes in flight are abandoned and released.
+    hard_stop: CancellationToken,
+}
+
+/// The running exporter. Cheap to clone; all clones drive the same workers.
+#[derive(Clone)]
+pub struct Exporter {
+    shared: Arc<Shared>,
+    /// The workers and the sweeper, waited for at shutdown.
+    tasks: TaskTracker,
+    /// Set by the first `shutdown`, so that later calls return at once.
+    shut_down: Arc<AtomicBool>,
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownReport {
+    /// Every write in flight finished.
+    Drained,
+    /// The timeout passed; writes still in flight were cancelled and released to `pending`.
+    TimedOut,
+    /// Another call already shut the exporter down.
+    AlreadyShutDown,
+}
+
+impl Exporter {
+    /// Recovers this owner's unfinished claims, then starts the sweeper and workers (real-time mode).
+    pub async fn start(parts: Parts) -> Result<Exporter, LedgerError> {
+        let recovered = parts.ledger.recover(&parts.owner).await?;
+        if recovered > 0 {
+            info!(recovered, "exports left in flight by an earlier run are pending again");
+        }
+        let (tx, rx) = mpsc::channel(parts.config.queue_capacity);
+        let (completions, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            ledger: parts.ledger,
+            sink: parts.sink,
+            batches: parts.batches,
+            predicates: parts.predicates,
+            config: parts.config,
+            owner: parts.owner,
+            queue: tx,
+            queued: Mutex::new(HashSet::new()),
+            wake_sweeper: Notify::new(),
+            completions,
+            stats: Stats::default(),
+            accepting: AtomicBool::new(true),
+            intake_stop: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+        });
+        let tasks = TaskTracker::new();
+        if shared.sink.is_some() {
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            tasks.spawn(sweeper(shared.clone()));
+            for _ in 0..shared.config.workers {
+                tasks.spawn(worker(shared.clone(), rx.clone()));
+            }
+        }
+        Ok(Exporter { shared, tasks, shut_down: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Real-time or batch.
+    pub fn mode(&self) -> Mode {
+        if self.shared.sink.is_some() { Mode::Realtime } else { Mode::Batch }
+    }
+
+    /// The ledger behind this exporter.
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.shared.ledger
+    }
+
+    /// The directory of batch files.
+    pub fn batch_dir(&self) -> &std::path::Path {
+        self.shared.batches.path()
+    }
+
+    /// Saves a graph: a durable batch file and a ledger row, then a queued id. Never waits on Glean.
+    pub async fn save(&self, graph: Graph) -> Result<SaveReceipt, SaveError> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::SeqCst) {
+            return Err(SaveError::ShuttingDown);
+        }
+        let name = shared.batches.next_name();
+        let (new, graph) = write_batch(shared.clone(), name.clone(), graph).await?;
+        let id = match shared.ledger.insert(&new).await {
+            Ok(id) => id,
+            Err(e) => {
+                // Leave nothing half-done: a file without a row would be delivered by nobody.
+                let _ = std::fs::remove_file(shared.batches.path().join(&name));
+                return Err(e.into());
+            }
+        };
+        Stats::add(&shared.stats.total_exports, 1);
+        Stats::add(&shared.stats.duplicate_nodes, graph.duplicate_nodes as u64);
+        Stats::add(&shared.stats.duplicate_edges, graph.duplicate_edges as u64);
+        info!(export_id = id, file = %name, nodes = new.node_count, edges = new.edge_count, state = "pending", "export saved");
+        let state = if shared.sink.is_some() {
+            shared.enqueue(id);
+            SaveState::Queued
+        } else {
+            SaveState::BatchMode
+        };
+        Ok(SaveReceipt {
+            export_id: id,
+            state,
+            batch_file: name,
+            node_count: graph.nodes.len(),
+            edge_count: graph.edges.len(),
+            duplicate_nodes: graph.duplicate_nodes,
+            duplicate_edges: graph.duplicate_edges,
+        })
+    }
+
+    /// Statistics now.
+    pub async fn stats(&self) -> Result<StatsSnapshot, LedgerError> {
+        let s = &self.shared;
+        let ledger = s.ledger.counts().await?;
+        Ok(s.stats.snapshot(SnapshotContext {
+            ledger,
+            queue_depth: s.config.queue_capacity - s.queue.capacity(),
+            queue_capacity: s.config.queue_capacity,
+            mode: self.mode(),
+            sink: s.sink.as_ref().map(|k| k.kind()),
+            sink_description: s.sink.as_ref().map(|k| k.describe()),
+        }))
+    }
+
+    /// Completions from now on (ingested, failed, dead exports).
+    pub fn subscribe(&self) -> broadcast::Receiver<Completion> {
+        self.shared.completions.subscribe()
+    }
+
+    /// Waits until every one of `ids` is ingested or dead; `progress` sees each as it ends.
+    pub async fn wait_for(&self, ids: &[ExportId], mut progress: impl FnMut(&Export)) -> Result<Vec<Export>, LedgerError> {
+        let mut events = self.subscribe();
+        let mut outstanding: HashSet<ExportId> = ids.iter().copied().collect();
+        self.settle(&mut outstanding, &mut progress).await?;
+        while !outstanding.is_empty() {
+            let recheck = match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+                Ok(Ok(c)) => outstanding.contains(&c.id) && matches!(c.state, ExportState::Ingested | ExportState::Dead),
+                // Missed events, or a quiet second: ask the ledger.
+                Ok(Err(_)) | Err(_) => true,
+            };
+            if recheck {
+                self.settle(&mut outstanding, &mut progress).await?;
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = self.shared.ledger.get(*id).await? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the ids that reached a final state, reporting each.
+    async fn settle(&self, outstanding: &mut HashSet<ExportId>, progress: &mut impl FnMut(&Export)) -> Result<(), LedgerError> {
+        let mut ids: Vec<ExportId> = outstanding.iter().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            match self.shared.ledger.get(id).await? {
+                Some(e) if matches!(e.state, ExportState::Ingested | ExportState::Dead) => {
+                    progress(&e);
+                    outstanding.remove(&id);
+                }
+                Some(_) => {}
+                None => {
+                    outstanding.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops intake, lets writes in flight finish within the shutdown timeout, then cancels the rest.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return ShutdownReport::AlreadyShutDown;
+        }
+        let s = &self.shared;
+        s.accepting.store(false, Ordering::SeqCst);
+        s.intake_stop.cancel();
+        self.tasks.close();
+        let in_flight = s.stats.in_flight.load(Ordering::Relaxed);
+        info!(in_flight, timeout_secs = s.config.shutdown_timeout.as_secs(), "shutting down: waiting for writes in flight");
+        if tokio::time::timeout(s.config.shutdown_timeout, self.tasks.wait()).await.is_ok() {
+            info!("shutdown complete: every write in flight finished");
+            return ShutdownReport::Drained;
+        }
+        warn!("shutdown timeout passed: cancelling writes in flight; they stay pending for the next start");
+        s.hard_stop.cancel();
+        if tokio::time::timeout(RELEASE_GRACE, self.tasks.wait()).await.is_err() {
+            warn!("some workers did not stop; their exports are recovered at the next start");
+        }
+        ShutdownReport::TimedOut
+    }
+}
+
+/// Encodes and writes the batch file off the async threads; returns the row to record.
+async fn write_batch(shared: Arc<Shared>, name: String, graph: Graph) -> Result<(NewExport, Graph), SaveError> {
+    tokio::task::spawn_blocking(move || {
+        let (node_hashes, edge_hashes) = batch::fact_hashes(&graph);
+        let content_hash = batch::content_hash(&node_hashes, &edge_hashes);
+        let manifest = Manifest {
+            exported_at: Utc::now(),
+            graph_key: graph.key(),
+            graph_version: None,
+            content_hash: Some(content_hash.clone()),
+            project_id: graph.project_id.clone(),
+            system_id: graph.system_id.clone(),
+            full_node_count: Some(graph.nodes.len() as u64),
+            full_edge_count: Some(graph.edges.len() as u64),
+        };
+        let content = BatchContent {
+            predicates: &shared.predicates,
+            nodes: graph.nodes.iter().collect(),
+            edges: graph.edges.iter().collect(),
+            manifest,
+        };
+        let bytes = shared.batches.write(&name, &content)?;
+        let new = NewExport {
+            batch_file: name,
+            graph_key: graph.key(),
+            graph_version: None,
+            content_hash: Some(content_hash),
+            node_count: graph.nodes.len() as i64,
+            edge_count: graph.edges.len() as i64,
+            bytes: bytes as i64,
+        };
+        Ok((new, graph))
+    })
+    .await
+    .map_err(|e| SaveError::Internal(e.to_string()))?
+}
+
+impl Shared {
+    /// Queues an id, or leaves it to the sweeper when the queue is full.
+    fn enqueue(&self, id: ExportId) {
+        let mut queued = self.queued();
+        if !queued.insert(id) {
+            return;
+        }
+        match self.queue.try_send(id) {
+            Ok(()) => {}
+            Err(_) => {
+                queued.remove(&id);
+                drop(queued);
+                self.wake_sweeper.notify_one();
+            }
+        }
+    }
+
+    fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<ExportId>> {
+        self.queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn unqueue(&self, ids: impl IntoIterator<Item = ExportId>) {
+        let mut queued = self.queued();
+        for id in ids {
+            queued.remove(&id);
+        }
+    }
+
+    fn path_of(&self, e: &Export) -> PathBuf {
+        self.batches.path().join(&e.batch_file)
+    }
+
+    /// Claims, writes and records one set of queued ids.
+    async fn process(&self, ids: Vec<ExportId>) {
+        let claimed = match self.ledger.claim(&ids, self.config.max_files, &self.owner, self.config.lease).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot claim exports; they stay pending");
+                self.unqueue(ids);
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                return;
+            }
+        };
+        let claimed_ids: HashSet<ExportId> = claimed.iter().map(|e| e.id).collect();
+        self.unqueue(ids.into_iter().filter(|id| !claimed_ids.contains(id)));
+        if claimed.is_empty() {
+            return;
+        }
+        let n = claimed.len() as u64;
+        Stats::add(&self.stats.in_flight, n);
+        for e in &claimed {
+            info!(export_id = e.id, attempt = e.attempts, file = %e.batch_file, state = "in_flight", "writing export");
+        }
+        let outcomes = self.deliver(&claimed).await;
+        self.record(&claimed, outcomes).await;
+        self.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
+        self.unqueue(claimed_ids);
+        self.wake_sweeper.notify_one();
+    }
+
+    /// Writes the claimed exports and decides each one's outcome.
+    async fn deliver(&self, exports: &[Export]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; exports.len()];
+        let mut remaining: Vec<usize> = Vec::new();
+        for (i, e) in exports.iter().enumerate() {
+            if self.path_of(e).is_file() {
+                remaining.push(i);
+            } else {
+                outcomes[i] = Some(Outcome::Dead { error: format!("batch file {} is missing", self.path_of(e).display()) });
+            }
+        }
+        while !remaining.is_empty() {
+            let paths: Vec<PathBuf> = remaining.iter().map(|&i| self.path_of(&exports[i])).collect();
+            match self.write(&paths).await {
+                Ok(()) => self.settle_all(&mut outcomes, &remaining, |_| Outcome::Ingested),
+                Err(None) => self.settle_all(&mut outcomes, &remaining, |_| Outcome::Released),
+                Err(Some(SinkError::Rejected { file: Some(bad), reason })) if remaining.len() > 1 => {
+                    // Glean named the poisoned file: it dies, and the others are written again without it.
+                    if let Some(pos) = remaining.iter().position(|&i| self.path_of(&exports[i]) == bad) {
+                        let i = remaining.remove(pos);
+                        self.stats.failed(1, "rejected", &reason);
+                        outcomes[i] = Some(Outcome::Dead { error: format!("batch rejected: {reason}") });
+                        continue;
+                    }
+                    self.isolate(exports, &remaining, &mut outcomes).await;
+                }
+                Err(Some(SinkError::Rejected { .. })) if remaining.len() > 1 => {
+                    self.isolate(exports, &remaining, &mut outcomes).await;
+                }
+                Err(Some(e)) => {
+                    self.stats.failed(remaining.len() as u64, e.cause(), &e.to_string());
+                    self.settle_all(&mut outcomes, &remaining, |i| self.decide(&e, &exports[i]));
+                }
+            }
+            break;
+        }
+        outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Released)).collect()
+    }
+
+    /// Writes each file alone, so one rejected batch cannot hold back the others.
+    async fn isolate(&self, exports: &[Export], which: &[usize], outcomes: &mut [Option<Outcome>]) {
+        for &i in which {
+            outcomes[i] = Some(match self.write(&[self.path_of(&exports[i])]).await {
+                Ok(()) => Outcome::Ingested,
+                Err(None) => Outcome::Released,
+                Err(Some(e)) => {
+                    self.stats.failed(1, e.cause(), &e.to_string());
+                    self.decide(&e, &exports[i])
+                }
+            });
+        }
+    }
+
+    fn settle_all(&self, outcomes: &mut [Option<Outcome>], which: &[usize], decide: impl Fn(usize) -> Outcome) {
+        for &i in which {
+            outcomes[i] = Some(decide(i));
+        }
+    }
+
+    fn decide(&self, error: &SinkError, export: &Export) -> Outcome {
+        let attempt = u32::try_from(export.attempts).unwrap_or(u32::MAX);
+        self.config.retry.decide(error, attempt, Utc::now())
+    }
+
+    /// One sink call; `Err(None)` when the shutdown timeout cancelled it.
+    async fn write(&self, paths: &[PathBuf]) -> Result<(), Option<SinkError>> {
+        let Some(sink) = &self.sink else { return Err(None) };
+        tokio::select! {
+            r = sink.write(paths) => r.map_err(Some),
+            () = self.hard_stop.cancelled() => Err(None),
+        }
+    }
+
+    /// Stores each outcome in the ledger, logs it, counts it and announces it.
+    async fn record(&self, exports: &[Export], outcomes: Vec<Outcome>) {
+        let now = Utc::now();
+        let mut ingested = Vec::new();
+        let mut released = Vec::new();
+        for (e, outcome) in exports.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Ingested => ingested.push(e),
+                Outcome::Released => released.push(e.id),
+                other => self.finish_one(e, other).await,
+            }
+        }
+        if !ingested.is_empty() {
+            let ids: Vec<ExportId> = ingested.iter().map(|e| e.id).collect();
+            if self.finish(&ids, &Outcome::Ingested).await {
+                for e in &ingested {
+                    info!(export_id = e.id, file = %e.batch_file, state = "ingested", "export ingested");
+                    self.announce(e.id, ExportState::Ingested, None);
+                }
+                self.stats.ingested(ingested.iter().map(|e| (now - e.created_at).to_std().unwrap_or_default()));
+            }
+        }
+        if !released.is_empty() && self.finish(&released, &Outcome::Released).await {
+            for id in released {
+                info!(export_id = id, state = "pending", reason = "shutdown", "export released for the next start");
+            }
+        }
+    }
+
+    async fn finish_one(&self, e: &Export, outcome: Outcome) {
+        if !self.finish(&[e.id], &outcome).await {
+            return;
+        }
+        match &outcome {
+            Outcome::Retry { error, retry_at } => {
+                Stats::add(&self.stats.retries, 1);
+                warn!(export_id = e.id, attempt = e.attempts, retry_at = %retry_at, reason = %error, state = "failed", "export failed; will retry");
+                self.announce(e.id, ExportState::Failed, Some(error.clone()));
+            }
+            Outcome::Dead { error } => {
+                Stats::add(&self.stats.dead, 1);
+                warn!(export_id = e.id, attempt = e.attempts, reason = %error, state = "dead", "export is dead; replay it once the cause is fixed");
+                self.announce(e.id, ExportState::Dead, Some(error.clone()));
+            }
+            Outcome::Ingested | Outcome::Released => {}
+        }
+    }
+
+    /// Records an outcome; false (and logged) when the ledger fails, in which
+    /// case the rows stay in flight and are recovered at the next start.
+    async fn finish(&self, ids: &[ExportId], outcome: &Outcome) -> bool {
+        match self.ledger.finish(ids, &self.owner, outcome).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, exports = ?ids, "cannot record the outcome; the exports are recovered at the next start");
+                false
+            }
+        }
+    }
+
+    fn announce(&self, id: ExportId, state: ExportState, error: Option<String>) {
+        // No receiver is fine: nobody is waiting.
+        let _ = self.completions.send(Completion { id, state, error });
+    }
+}
+
+/// Feeds the queue from the ledger: the backlog, retries that came due, other nodes' saves.
+async fn sweeper(shared: Arc<Shared>) {
+    loop {
+        let room = shared.queue.capacity();
+        if room > 0 {
+            let in_memory = shared.queued().len();
+            match shared.ledger.ready(room + in_memory).await {
+                Ok(ids) => {
+                    let mut room = room;
+                    for id in ids {
+                        if room == 0 {
+                            break;
+                        }
+                        let mut queued = shared.queued();
+                        if queued.insert(id) {
+                            if shared.queue.try_send(id).is_err() {
+                                queued.remove(&id);
+                                break;
+                            }
+                            room -= 1;
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot read the backlog from the ledger; retrying"),
+            }
+        }
+        tokio::select! {
+            () = shared.intake_stop.cancelled() => return,
+            () = shared.wake_sweeper.notified() => {}
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+        }
+    }
+}
+
+/// Takes ids from the queue, up to `max_files` at a time, until shutdown.
+async fn worker(shared: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<ExportId>>>) {
+    loop {
+        let ids = tokio::select! {
+            () = shared.intake_stop.cancelled() => return,
+            ids = next_ids(&rx, shared.config.max_files) => ids,
+        };
+        match ids {
+            Some(ids) => shared.process(ids).await,
+            None => return,
+        }
+    }
+}
+
+async fn next_ids(rx: &tokio::sync::Mutex<mpsc::Receiver<ExportId>>, max: usize) -> Option<Vec<ExportId>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut ids = vec![first];
+    while ids.len() < max {
+        match rx.try_recv() {
+            Ok(id) => ids.push(id),
+            Err(_) => break,
+        }
+    }
+    Some(ids)
+}

@@ -1,0 +1,108 @@
+//! The retry policy: what happens to an export after a failed write.
+//!
+//! The only place that turns a sink error into a ledger outcome. A retriable
+//! error (`SinkError::is_retriable`) is retried with exponential backoff and
+//! full jitter (a random delay between zero and `base * 2^(attempt-1)`, capped
+//! at `max`), so that many exports failing together do not retry together;
+//! after `max_attempts` attempts, or at once for a batch Glean will never
+//! accept, the export is dead, with the reason.
+
+use crate::ledger::Outcome;
+use crate::sink::SinkError;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Backoff and give-up settings (`GLEAN_RETRY_BASE_MS`, `GLEAN_RETRY_MAX_MS`, `GLEAN_MAX_ATTEMPTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Backoff before the second attempt (before jitter).
+    pub base: Duration,
+    /// Longest backoff.
+    pub max: Duration,
+    /// Attempts before an export is dead.
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { base: Duration::from_millis(1000), max: Duration::from_millis(60_000), max_attempts: 10 }
+    }
+}
+
+impl RetryPolicy {
+    /// The outcome of attempt number `attempt` (1-based) failing with `error`.
+    pub fn decide(&self, error: &SinkError, attempt: u32, now: DateTime<Utc>) -> Outcome {
+        let reason = error.to_string();
+        if !error.is_retriable() {
+            return Outcome::Dead { error: reason };
+        }
+        if attempt >= self.max_attempts {
+            return Outcome::Dead { error: format!("gave up after {attempt} attempts: {reason}") };
+        }
+        let delay = self.backoff(attempt, rand::random_range(0.0..=1.0));
+        let retry_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        Outcome::Retry { error: reason, retry_at }
+    }
+
+    /// The delay after attempt `attempt` fails, for a jitter factor in [0, 1].
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let exp = 2u32.checked_pow(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let cap = self.base.checked_mul(exp).unwrap_or(self.max).min(self.max);
+        cap.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { base: Duration::from_millis(100), max: Duration::from_millis(1000), max_attempts: 4 }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = policy();
+        let caps: Vec<u128> = (1..=6).map(|a| p.backoff(a, 1.0).as_millis()).collect();
+        assert_eq!(caps, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.backoff(3, 0.0), Duration::ZERO);
+        assert_eq!(p.backoff(3, 0.5), Duration::from_millis(200));
+        assert_eq!(p.backoff(200, 1.0), Duration::from_millis(1000), "no overflow on huge attempt counts");
+    }
+
+    #[test]
+    fn full_jitter_stays_within_the_cap() {
+        let p = policy();
+        let now = Utc::now();
+        for attempt in 1..4 {
+            for _ in 0..200 {
+                match p.decide(&SinkError::Timeout(Duration::from_secs(1)), attempt, now) {
+                    Outcome::Retry { retry_at, .. } => {
+                        let delay = (retry_at - now).to_std().expect("not in the past");
+                        assert!(delay <= p.backoff(attempt, 1.0), "attempt {attempt}: {delay:?}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejected_batches_die_at_once_with_the_reason() {
+        let e = SinkError::Rejected { file: None, reason: "fact #3 .kind: expected string".into() };
+        match policy().decide(&e, 1, Utc::now()) {
+            Outcome::Dead { error } => assert!(error.contains("expected string")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retriable_errors_die_after_max_attempts() {
+        let e = SinkError::Unreachable("connection refused".into());
+        assert!(matches!(policy().decide(&e, 3, Utc::now()), Outcome::Retry { .. }));
+        match policy().decide(&e, 4, Utc::now()) {
+            Outcome::Dead { error } => assert!(error.starts_with("gave up after 4 attempts: glean server unreachable")),
+            other => panic!("{other:?}"),
+        }
+    }
+}
