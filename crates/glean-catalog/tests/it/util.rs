@@ -238,6 +238,16 @@ impl Env {
         run.lines().into_iter().map(str::to_owned).collect()
     }
 
+    /// A read-only SQLite connection to `db`'s file (layout: the `store` module documentation).
+    pub fn sqlite(&self, db: &str) -> rusqlite::Connection {
+        let db: DbRef = db.parse().expect("a NAME/INSTANCE test database");
+        let path = self.root().join(&db.name).join(&db.instance).join("facts.sqlite");
+        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        conn.busy_timeout(TIMEOUT).expect("set a busy timeout");
+        conn
+    }
+
     /// `db` opened through the library.
     pub fn open(&self, db: &str) -> Database {
         let db: DbRef = db.parse().expect("a NAME/INSTANCE test database");
