@@ -9,3 +9,6 @@
 
 pub mod ledger;
 pub mod sink;
+
+#[cfg(test)]
+pub(crate) mod test_support;
