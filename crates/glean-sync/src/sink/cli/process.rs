@@ -46,7 +46,9 @@ const STDOUT_TAIL_BYTES: usize = 1024;
 const REAP_GRACE: Duration = Duration::from_secs(2);
 /// How long the pipe readers get after the group is gone (a process outside it may hold a pipe).
 const READER_GRACE: Duration = Duration::from_secs(1);
-/// Pause between polls while killed group members are still dying.
+/// Spawn attempts while the program file is busy being written.
+const SPAWN_BUSY_RETRIES: u32 = 10;
+/// Pause between polls while killed group members are still dying (and between busy spawns).
 const REAP_POLL: Duration = Duration::from_millis(10);
 
 /// How a run that was not killed ended.
@@ -88,7 +90,7 @@ pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().map_err(RunError::Spawn)?;
+    let mut child = spawn(&mut command).await.map_err(RunError::Spawn)?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
     let stdout = Arc::new(Mutex::new(Tail::new(STDOUT_TAIL_BYTES)));
     let stderr = Arc::new(Mutex::new(Tail::new(STDERR_TAIL_BYTES)));
@@ -113,6 +115,25 @@ pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
     match ended? {
         Some(status) => Ok(Finished { status, stderr, stdout: lock(&stdout).render(STDERR_TAIL_LINES) }),
         None => Err(RunError::Timeout { stderr }),
+    }
+}
+
+/// Spawns, retrying briefly while the program file is busy (`ETXTBSY`).
+///
+/// The file is "busy" while some process holds it open for writing: a deploy
+/// replacing the binary, or, for a script written just now, a child forked by
+/// another thread of this process that has not reached `exec` yet. Both pass
+/// within milliseconds, so a few short retries beat a failed write.
+async fn spawn(command: &mut Command) -> io::Result<Child> {
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(Errno::ETXTBSY as i32) && attempts < SPAWN_BUSY_RETRIES => {
+                attempts += 1;
+                tokio::time::sleep(REAP_POLL).await;
+            }
+            other => return other,
+        }
     }
 }
 
