@@ -13,3 +13,6 @@ pub mod exporter;
 pub mod graph;
 pub mod ledger;
 pub mod sink;
+
+#[cfg(test)]
+pub(crate) mod test_support;

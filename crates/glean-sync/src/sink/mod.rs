@@ -87,6 +87,27 @@ impl SinkError {
     }
 }
 
+/// A sink configuration that can never work; found when the sink is built, not at write time.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkConfigError {
+    /// The database is not a valid `NAME/INSTANCE` (glean needs the instance).
+    #[error("database {db:?}: {reason}")]
+    BadDatabase {
+        /// The configured database.
+        db: String,
+        /// Why glean would refuse it.
+        reason: String,
+    },
+    /// `--service` needs `HOST:PORT`.
+    #[error("glean service {0:?}: expected HOST:PORT")]
+    BadService(String),
+}
+
+/// Checks `db` as glean checks `--db NAME/INSTANCE`.
+pub(crate) fn parse_db(db: &str) -> Result<glean_catalog::store::DbRef, SinkConfigError> {
+    db.parse().map_err(|e: glean_catalog::store::StoreError| SinkConfigError::BadDatabase { db: db.to_owned(), reason: e.to_string() })
+}
+
 /// Which sink a deployment uses (`GLEAN_SINK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
