@@ -32,6 +32,9 @@
 
 pub mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;

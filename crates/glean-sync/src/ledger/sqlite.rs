@@ -61,6 +61,8 @@
 mod row;
 mod selection;
 mod sql;
+#[cfg(test)]
+mod tests;
 
 use super::{Export, ExportId, ExportState, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
