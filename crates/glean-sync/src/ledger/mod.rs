@@ -32,6 +32,9 @@
 
 pub mod sqlite;
 
+#[cfg(test)]
+mod conformance;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -222,6 +225,12 @@ pub trait Ledger: Send + Sync + 'static {
     /// Records a new `pending` export and returns its id.
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError>;
 
+    /// Records several new `pending` exports in one commit, all or none, and
+    /// returns their ids in the order given (growing). A directory scan
+    /// registers many files at once, and one commit per file would cost one
+    /// disk sync each.
+    async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError>;
+
     /// Claims up to `limit` of `candidates` (or, when `candidates` is empty, of
     /// all rows) that are ready: `pending`, or `failed` with `next_attempt_at`
     /// passed, or `in_flight` with an expired lease; and whose graph has no
@@ -234,9 +243,14 @@ pub trait Ledger: Send + Sync + 'static {
     async fn ready(&self, limit: usize) -> Result<Vec<ExportId>, LedgerError>;
 
     /// Ends an attempt on `ids` (rows `owner` holds in flight); other rows are left alone.
+    /// `Ingested` sets `ingested_at`; `Retry` makes the row `failed` until `retry_at` and
+    /// `Dead` makes it `dead`, both recording the error; `Released` puts it back to
+    /// `pending` and takes back the attempt `claim` counted. The owner's hold ends in
+    /// every case; `last_error` stays as history when the row is ingested or released.
     async fn finish(&self, ids: &[ExportId], owner: &str, outcome: &Outcome) -> Result<(), LedgerError>;
 
-    /// Puts every `in_flight` row of `owner` back to `pending` (a restart of that owner).
+    /// Puts every `in_flight` row of `owner` back to `pending` (a restart of that owner)
+    /// and returns how many. Attempts stay counted: the interrupted write may have happened.
     async fn recover(&self, owner: &str) -> Result<u64, LedgerError>;
 
     /// One row.
@@ -245,10 +259,12 @@ pub trait Ledger: Send + Sync + 'static {
     /// Rows matching `selection`, oldest first.
     async fn list(&self, selection: &Selection) -> Result<Vec<Export>, LedgerError>;
 
-    /// Moves matching `failed`/`dead` rows back to `pending` with attempts reset; returns their ids.
+    /// Moves matching `failed`/`dead` rows back to `pending` with attempts reset and no
+    /// retry time, keeping `last_error`; returns their ids, oldest first. Matching rows in
+    /// other states are left alone.
     async fn replay(&self, selection: &Selection) -> Result<Vec<ExportId>, LedgerError>;
 
-    /// Counts per state.
+    /// Counts per state, and the creation time of the oldest `pending`, `in_flight` or `failed` row.
     async fn counts(&self) -> Result<StateCounts, LedgerError>;
 }
 

@@ -1,1 +1,301 @@
-//! SQLite ledger (being written).
+//! The SQLite ledger: the default, embedded implementation of [`Ledger`].
+//!
+//! It owns one database file (created with its directory on first open) and
+//! is the only code that reads or writes it. Exports come in through
+//! `insert`, workers take them with `claim` and end them with `finish`; every
+//! method has committed, durably, when it returns. It never decides about
+//! retries or talks to Glean: it records what the exporter decided.
+//!
+//! # Table layout
+//!
+//! Stored on disk: change it only by adding a migration under
+//! `migrations/sqlite/`, never by editing a shipped one.
+//! ```text
+//! exports
+//!   id               INTEGER PRIMARY KEY AUTOINCREMENT  never reused, so ids grow with time
+//!   state            TEXT  pending | in_flight | ingested | failed | dead  (ExportState::as_str)
+//!   batch_file       TEXT  the batch file's name in the export directory
+//!   graph_key        TEXT  NULL: the export orders against nothing
+//!   graph_version, content_hash, node_count, edge_count, bytes   as in NewExport
+//!   attempts         INTEGER  claims so far (minus released ones; replay resets it)
+//!   owner            TEXT     who holds the row; set only while in_flight
+//!   lease_until      INTEGER  when that hold lapses; set only while in_flight
+//!   created_at, updated_at, next_attempt_at, ingested_at   INTEGER unix ms, UTC
+//!   last_error       TEXT     the latest failure; kept as history after success
+//!
+//! exports_unfinished        (id)               WHERE state IN (pending, in_flight, failed)
+//! exports_graph_unfinished  (graph_key, id)    same states, graph_key NOT NULL
+//! exports_state             (state, created_at)
+//! ```
+//!
+//! # Cost of `ready` and `claim`
+//!
+//! Both walk `exports_unfinished` in id order and stop after `limit` hits;
+//! for each row, "has its graph an earlier unfinished export?" is one probe
+//! of `exports_graph_unfinished`. Ingested and dead rows, the bulk of an old
+//! ledger, are in neither index, so the cost is O(log n) per row looked at
+//! and only unfinished rows are ever looked at. With candidates the rows are
+//! found by primary key instead. The statements force these indexes with
+//! `INDEXED BY` (see `sql`), so a plan regression is an error, not a scan.
+//! `counts` reads `exports_state` alone; `list`/`replay` seek by id or state.
+//!
+//! # Concurrency
+//!
+//! In this process every write goes through a single connection, so writers
+//! queue in the pool instead of spinning in SQLite's busy handler; reads use
+//! a separate pool and, under WAL, neither wait for the writer nor block it.
+//! `claim` is one `UPDATE ... WHERE id IN (<ready rows>) RETURNING` inside a
+//! `BEGIN IMMEDIATE` transaction: the write lock is taken before the ready
+//! rows are chosen, so two claimers, even in two processes sharing the file,
+//! are serialized and can never choose the same row. Another process waits
+//! for the lock up to `BUSY_TIMEOUT`.
+//!
+//! # Durability and crash recovery
+//!
+//! WAL with `synchronous=FULL`: a commit returns only after the log is
+//! synced, so a save that has returned survives a power cut (WAL's default,
+//! `NORMAL`, may lose the latest commits). After a crash, rows are exactly as
+//! last committed: an `in_flight` row whose owner died becomes claimable when
+//! its lease lapses, or at once when that owner restarts and calls `recover`.
+
+mod row;
+mod selection;
+mod sql;
+#[cfg(test)]
+mod tests;
+
+use super::{Export, ExportId, ExportState, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts};
+use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
+use sqlx::Sqlite;
+use sqlx::migrate::Migrator;
+use sqlx::query::QueryScalar;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a write waits for another process's lock before failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Read connections: enough for `ready`, `get` and stats to run beside each other.
+const READERS: u32 = 4;
+
+/// The schema, embedded at build time (see build.rs for why new files are picked up).
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A ledger in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteLedger {
+    /// The one connection that writes: in-process writers queue here, in order,
+    /// rather than racing for SQLite's lock. Closed by `close`.
+    writer: SqlitePool,
+    /// Connections that only read (`query_only`), so reads never wait on writes.
+    readers: SqlitePool,
+    /// The database file, for messages.
+    path: PathBuf,
+}
+
+impl SqliteLedger {
+    /// Opens (creating it and its directory if needed) and migrates the ledger at `path`.
+    pub async fn open(path: &Path) -> Result<Self, LedgerError> {
+        create_parent(path).await?;
+        let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT);
+        // journal_mode is stored in the file, so only the writer sets it; `synchronous` is per connection.
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(writer_options)
+            .await
+            .map_err(|e| location(path, &e))?;
+        MIGRATOR.run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(base.pragma("query_only", "ON"))
+            .await
+            .map_err(|e| location(path, &e))?;
+        tracing::debug!(path = %path.display(), "ledger opened");
+        Ok(SqliteLedger { writer, readers, path: path.to_path_buf() })
+    }
+
+    /// Where the ledger lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, waiting for the ones in use (graceful shutdown).
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Creates the directory the ledger file goes in.
+async fn create_parent(path: &Path) -> Result<(), LedgerError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| location(path, &e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn location(path: &Path, error: &dyn std::fmt::Display) -> LedgerError {
+    LedgerError::Location { path: path.display().to_string(), message: error.to_string() }
+}
+
+fn now() -> i64 {
+    millis(chrono::Utc::now())
+}
+
+#[async_trait::async_trait]
+impl Ledger for SqliteLedger {
+    async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
+        Ok(insert_query(export, now()).fetch_one(&self.writer).await?)
+    }
+
+    async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
+        let now = now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ids = Vec::with_capacity(exports.len());
+        for export in exports {
+            ids.push(insert_query(export, now).fetch_one(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn claim(
+        &self,
+        candidates: &[ExportId],
+        limit: usize,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<Export>, LedgerError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now();
+        let statement = if candidates.is_empty() { sql::CLAIM_ALL } else { sql::CLAIM_AMONG };
+        let mut query = sqlx::query_as::<_, ExportRow>(statement)
+            .bind(now)
+            .bind(sql_int(limit))
+            .bind(owner)
+            .bind(lease_until(now, lease));
+        if !candidates.is_empty() {
+            query = query.bind(ids_json(candidates));
+        }
+        // IMMEDIATE: hold the write lock from before the ready rows are chosen until commit.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        into_exports(rows)
+    }
+
+    async fn ready(&self, limit: usize) -> Result<Vec<ExportId>, LedgerError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids = sqlx::query_scalar(sql::READY_ALL).bind(now()).bind(sql_int(limit)).fetch_all(&self.readers).await?;
+        Ok(ids)
+    }
+
+    async fn finish(&self, ids: &[ExportId], owner: &str, outcome: &Outcome) -> Result<(), LedgerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let held = |statement: &'static str| sqlx::query(statement).bind(ids_json(ids)).bind(owner).bind(now());
+        let query = match outcome {
+            Outcome::Ingested => held(sql::FINISH_INGESTED),
+            Outcome::Retry { error, retry_at } => held(sql::FINISH_RETRY).bind(millis(*retry_at)).bind(error.as_str()),
+            Outcome::Dead { error } => held(sql::FINISH_DEAD).bind(error.as_str()),
+            Outcome::Released => held(sql::FINISH_RELEASED),
+        };
+        query.execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn recover(&self, owner: &str) -> Result<u64, LedgerError> {
+        let done = sqlx::query(sql::RECOVER).bind(owner).bind(now()).execute(&self.writer).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError> {
+        let row = sqlx::query_as::<_, ExportRow>(sql::GET).bind(id).fetch_optional(&self.readers).await?;
+        row.map(ExportRow::into_export).transpose()
+    }
+
+    async fn list(&self, selection: &Selection) -> Result<Vec<Export>, LedgerError> {
+        let mut query = selection::list(selection);
+        let rows = query.build_query_as::<ExportRow>().fetch_all(&self.readers).await?;
+        into_exports(rows)
+    }
+
+    async fn replay(&self, selection: &Selection) -> Result<Vec<ExportId>, LedgerError> {
+        let states = replayable(&selection.states);
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = selection::replay(selection, &states, now());
+        let mut ids: Vec<ExportId> = query.build_query_scalar().fetch_all(&self.writer).await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn counts(&self) -> Result<StateCounts, LedgerError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(sql::COUNTS).fetch_all(&self.readers).await?;
+        let mut counts = StateCounts::default();
+        for (state, count, oldest) in rows {
+            let state = ExportState::parse(&state)
+                .ok_or_else(|| LedgerError::Corrupt { id: 0, message: format!("rows with unknown state {state:?}") })?;
+            add_count(&mut counts, state, count, oldest)?;
+        }
+        Ok(counts)
+    }
+}
+
+/// The statement recording a new pending export, created at `now`.
+fn insert_query(export: &NewExport, now: i64) -> QueryScalar<'_, Sqlite, ExportId, SqliteArguments> {
+    sqlx::query_scalar(sql::INSERT)
+        .bind(export.batch_file.as_str())
+        .bind(export.graph_key.as_deref())
+        .bind(export.graph_version)
+        .bind(export.content_hash.as_deref())
+        .bind(export.node_count)
+        .bind(export.edge_count)
+        .bind(export.bytes)
+        .bind(now)
+}
+
+/// The states `replay` acts on among those selected (all of them when none are).
+fn replayable(selected: &[ExportState]) -> Vec<ExportState> {
+    [ExportState::Failed, ExportState::Dead]
+        .into_iter()
+        .filter(|s| selected.is_empty() || selected.contains(s))
+        .collect()
+}
+
+/// Adds one state's `COUNT` and `MIN(created_at)` to the totals.
+fn add_count(counts: &mut StateCounts, state: ExportState, count: i64, oldest: i64) -> Result<(), LedgerError> {
+    let count = u64::try_from(count).unwrap_or(0);
+    let slot = match state {
+        ExportState::Pending => &mut counts.pending,
+        ExportState::InFlight => &mut counts.in_flight,
+        ExportState::Ingested => &mut counts.ingested,
+        ExportState::Failed => &mut counts.failed,
+        ExportState::Dead => &mut counts.dead,
+    };
+    *slot = count;
+    if matches!(state, ExportState::Pending | ExportState::InFlight | ExportState::Failed) {
+        // No row id at hand here: 0 stands for "the oldest unfinished row".
+        let oldest = time(0, "oldest unfinished created_at", oldest)?;
+        counts.oldest_unfinished = Some(counts.oldest_unfinished.map_or(oldest, |o| o.min(oldest)));
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Conformance of what the ledger records: rows, ids, lists, counts, and that
+//! they outlive the handle that wrote them.
+
+use super::{Backend, insert_keyless, keyless, now_ms, row, versioned};
+use crate::ledger::{ExportState, Outcome, Selection};
+use chrono::Duration as TimeDelta;
+use std::time::Duration;
+
+/// Every field of a new export reads back as written, with the defaults of a new row.
+pub(crate) async fn insert_then_get_returns_every_field(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let full = versioned("graph-a", 7);
+    let before = now_ms();
+    let id = ledger.insert(&full).await.expect("insert");
+    let minimal = keyless(0);
+    let minimal_id = ledger.insert(&minimal).await.expect("insert");
+    let after = now_ms();
+
+    let got = row(&*ledger, id).await;
+    assert_eq!(got.id, id);
+    assert_eq!(got.state, ExportState::Pending);
+    assert_eq!(got.batch_file, full.batch_file);
+    assert_eq!(got.graph_key, full.graph_key);
+    assert_eq!(got.graph_version, full.graph_version);
+    assert_eq!(got.content_hash, full.content_hash);
+    assert_eq!((got.node_count, got.edge_count, got.bytes), (full.node_count, full.edge_count, full.bytes));
+    assert_eq!(got.attempts, 0);
+    assert!(before <= got.created_at && got.created_at <= after, "created_at {} is now", got.created_at);
+    assert_eq!(got.updated_at, got.created_at);
+    assert_eq!((got.next_attempt_at, got.ingested_at, got.last_error), (None, None, None));
+
+    let got = row(&*ledger, minimal_id).await;
+    assert_eq!((got.graph_key, got.graph_version, got.content_hash), (None, None, None));
+    assert_eq!(got.batch_file, minimal.batch_file);
+    assert_eq!(ledger.get(minimal_id + 1000).await.expect("get"), None);
+}
+
+/// Ids grow with every insert, single or many; `insert_many` answers in input order.
+pub(crate) async fn ids_grow(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let mut ids = insert_keyless(&*ledger, 3).await;
+    let batch: Vec<_> = (10..15).map(keyless).collect();
+    let many = ledger.insert_many(&batch).await.expect("insert_many");
+    assert_eq!(many.len(), batch.len());
+    for (id, new) in many.iter().zip(&batch) {
+        assert_eq!(row(&*ledger, *id).await.batch_file, new.batch_file);
+    }
+    ids.extend(many);
+    ids.push(ledger.insert(&keyless(20)).await.expect("insert"));
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    assert_eq!(ledger.insert_many(&[]).await.expect("insert nothing"), Vec::<i64>::new());
+}
+
+/// `list` filters by state, id and creation time, oldest first, up to a limit.
+pub(crate) async fn list_selects_by_state_id_since_and_limit(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let ids = insert_keyless(&*ledger, 4).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let since = now_ms();
+    let late = ledger.insert(&keyless(9)).await.expect("insert");
+    let claimed = ledger.claim(&[ids[1]], 1, "w", super::LEASE).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+
+    let all = ledger.list(&Selection::default()).await.expect("list");
+    let mut expected = ids.clone();
+    expected.push(late);
+    assert_eq!(super::ids(&all), expected);
+
+    let by = |selection: Selection| {
+        let ledger = ledger.clone();
+        async move { super::ids(&ledger.list(&selection).await.expect("list")) }
+    };
+    assert_eq!(by(Selection { states: vec![ExportState::InFlight], ..Selection::default() }).await, vec![ids[1]]);
+    let pending_or_flying = vec![ExportState::Pending, ExportState::InFlight];
+    assert_eq!(by(Selection { states: pending_or_flying, limit: Some(3), ..Selection::default() }).await, ids[..3]);
+    assert_eq!(by(Selection { id: Some(ids[2]), ..Selection::default() }).await, vec![ids[2]]);
+    assert_eq!(by(Selection { since: Some(since), ..Selection::default() }).await, vec![late]);
+    let dead = Selection { states: vec![ExportState::Dead], ..Selection::default() };
+    assert!(by(dead).await.is_empty());
+}
+
+/// Counts per state, and the creation time of the oldest row still to deliver.
+pub(crate) async fn counts_per_state_and_oldest_unfinished(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let empty = ledger.counts().await.expect("counts");
+    assert_eq!(empty, Default::default());
+
+    let ids = insert_keyless(&*ledger, 6).await;
+    let claimed = super::claim_all(&*ledger, "w").await;
+    assert_eq!(claimed, ids);
+    // Due at once, so it can be delivered below; it still counts as failed until then.
+    let retry_at = now_ms() - TimeDelta::hours(1);
+    ledger.finish(&ids[0..2], "w", &Outcome::Ingested).await.expect("finish");
+    ledger.finish(&ids[2..3], "w", &Outcome::Retry { error: "e".into(), retry_at }).await.expect("finish");
+    ledger.finish(&ids[3..4], "w", &Outcome::Dead { error: "e".into() }).await.expect("finish");
+    ledger.finish(&ids[4..5], "w", &Outcome::Released).await.expect("finish");
+
+    let counts = ledger.counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.in_flight, counts.ingested, counts.failed, counts.dead), (1, 1, 2, 1, 1));
+    // ids[0..2] are ingested: the oldest unfinished row is ids[2], failed.
+    assert_eq!(counts.oldest_unfinished, Some(row(&*ledger, ids[2]).await.created_at));
+
+    ledger.finish(&ids[5..], "w", &Outcome::Ingested).await.expect("finish");
+    let claimed = super::claim_all(&*ledger, "w").await;
+    assert_eq!(claimed, vec![ids[2], ids[4]]);
+    ledger.finish(&claimed, "w", &Outcome::Ingested).await.expect("finish");
+    let done = ledger.counts().await.expect("counts");
+    assert_eq!((done.ingested, done.dead, done.oldest_unfinished), (5, 1, None));
+}
+
+/// A committed row is still there after its handle is gone and the ledger is reopened.
+pub(crate) async fn rows_survive_reopening(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let id = ledger.insert(&versioned("kept", 1)).await.expect("insert");
+    let written = row(&*ledger, id).await;
+    drop(ledger);
+
+    let reopened = backend.open().await;
+    assert_eq!(row(&*reopened, id).await, written);
+    assert_eq!(super::claim_all(&*reopened, "after-restart").await, vec![id]);
+}

@@ -1,0 +1,157 @@
+//! The statements the SQLite ledger runs, one constant each, with its binds.
+//!
+//! Every statement here is static text with bind parameters; lists of ids
+//! travel as one JSON array bind read back with `json_each`, so no statement
+//! is ever assembled from data. (`list` and `replay` filters, which vary in
+//! shape, are built with `QueryBuilder` in `super::selection`.) `ready` and
+//! `claim` name their indexes with `INDEXED BY`: if a schema change ever made
+//! SQLite unable to use them, preparing the statement fails loudly instead of
+//! silently turning the hot path into a scan of the whole table.
+
+/// The columns of `Export`, in `ExportRow` order.
+macro_rules! columns {
+    () => {
+        "id, state, batch_file, graph_key, graph_version, content_hash, node_count, edge_count, \
+         bytes, attempts, created_at, updated_at, next_attempt_at, ingested_at, last_error"
+    };
+}
+
+/// The states in which an export still has to reach Glean (the partial indexes' condition,
+/// spelled identically so SQLite can match them).
+macro_rules! unfinished {
+    () => {
+        "('pending', 'in_flight', 'failed')"
+    };
+}
+
+/// Row `e` is ready and its graph has no earlier unfinished export (`?1` = now, ms).
+///
+/// Only the oldest unfinished export of a graph can pass, so a set of ready
+/// rows never holds two of one graph. A `failed` row without a retry time or
+/// an `in_flight` row without a lease (neither is ever written) counts as due.
+macro_rules! ready_and_unblocked {
+    () => {
+        concat!(
+            "e.state IN ",
+            unfinished!(),
+            "
+             AND (e.state = 'pending'
+                  OR (e.state = 'failed' AND IFNULL(e.next_attempt_at, 0) <= ?1)
+                  OR (e.state = 'in_flight' AND IFNULL(e.lease_until, 0) < ?1))
+             AND (e.graph_key IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM exports AS p INDEXED BY exports_graph_unfinished
+                  WHERE p.graph_key = e.graph_key AND p.id < e.id
+                    AND p.state IN ",
+            unfinished!(),
+            "))"
+        )
+    };
+}
+
+/// Ready ids among all rows, walking unfinished rows in id order. Binds: now, limit.
+macro_rules! ready_all {
+    () => {
+        concat!(
+            "SELECT e.id FROM exports AS e INDEXED BY exports_unfinished WHERE ",
+            ready_and_unblocked!(),
+            " ORDER BY e.id LIMIT ?2"
+        )
+    };
+}
+
+/// Ready ids among candidates (`?5`, a JSON array), found by primary key. Binds: now, limit.
+macro_rules! ready_among {
+    () => {
+        concat!(
+            "SELECT e.id FROM exports AS e
+             WHERE e.id IN (SELECT value FROM json_each(?5)) AND ",
+            ready_and_unblocked!(),
+            " ORDER BY e.id LIMIT ?2"
+        )
+    };
+}
+
+/// Makes rows `in_flight` for an owner (`?3`) until `?4`, counting the attempt.
+macro_rules! take {
+    () => {
+        "UPDATE exports
+         SET state = 'in_flight', owner = ?3, lease_until = ?4, attempts = attempts + 1,
+             updated_at = ?1, next_attempt_at = NULL
+         WHERE id IN "
+    };
+}
+
+/// `ready` over all rows. Binds: now, limit.
+pub(super) const READY_ALL: &str = ready_all!();
+
+/// `claim` over all rows. Binds: now, limit, owner, lease_until.
+pub(super) const CLAIM_ALL: &str = concat!(take!(), "(", ready_all!(), ") RETURNING ", columns!());
+
+/// `claim` among candidates. Binds: now, limit, owner, lease_until, ids (JSON).
+pub(super) const CLAIM_AMONG: &str = concat!(take!(), "(", ready_among!(), ") RETURNING ", columns!());
+
+/// A new pending row. Binds: batch_file, graph_key, graph_version, content_hash,
+/// node_count, edge_count, bytes, now.
+pub(super) const INSERT: &str = "
+    INSERT INTO exports (state, batch_file, graph_key, graph_version, content_hash,
+                         node_count, edge_count, bytes, attempts, created_at, updated_at)
+    VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8)
+    RETURNING id";
+
+/// The columns of `Export`, for statements built elsewhere.
+pub(super) const COLUMNS: &str = columns!();
+
+/// One row. Binds: id.
+pub(super) const GET: &str = concat!("SELECT ", columns!(), " FROM exports WHERE id = ?1");
+
+/// The rows of `finish`: ids (`?1`, JSON) that `?2` holds in flight. The statements
+/// say `NOT INDEXED` so the few ids are found by primary key, never by walking
+/// every in-flight row through `exports_state`, which SQLite would otherwise pick.
+macro_rules! held {
+    () => {
+        " WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'in_flight' AND owner = ?2"
+    };
+}
+
+/// The hold ends with every outcome.
+macro_rules! release_hold {
+    () => {
+        "owner = NULL, lease_until = NULL, updated_at = ?3"
+    };
+}
+
+/// `finish` with `Ingested`. Binds: ids, owner, now.
+pub(super) const FINISH_INGESTED: &str = concat!(
+    "UPDATE exports NOT INDEXED SET state = 'ingested', ingested_at = ?3, next_attempt_at = NULL, ",
+    release_hold!(),
+    held!()
+);
+
+/// `finish` with `Retry`. Binds: ids, owner, now, retry_at, error.
+pub(super) const FINISH_RETRY: &str = concat!(
+    "UPDATE exports NOT INDEXED SET state = 'failed', next_attempt_at = ?4, last_error = ?5, ",
+    release_hold!(),
+    held!()
+);
+
+/// `finish` with `Dead`. Binds: ids, owner, now, error.
+pub(super) const FINISH_DEAD: &str = concat!(
+    "UPDATE exports NOT INDEXED SET state = 'dead', next_attempt_at = NULL, last_error = ?4, ",
+    release_hold!(),
+    held!()
+);
+
+/// `finish` with `Released`: the attempt `claim` counted is taken back. Binds: ids, owner, now.
+pub(super) const FINISH_RELEASED: &str = concat!(
+    "UPDATE exports NOT INDEXED SET state = 'pending', attempts = MAX(attempts - 1, 0), ",
+    release_hold!(),
+    held!()
+);
+
+/// `recover`: an owner's in-flight rows back to pending, attempts kept. Binds: owner, now.
+pub(super) const RECOVER: &str = "
+    UPDATE exports SET state = 'pending', owner = NULL, lease_until = NULL, updated_at = ?2
+    WHERE state = 'in_flight' AND owner = ?1";
+
+/// `counts`: one pass over the `exports_state` index alone (it covers both columns).
+pub(super) const COUNTS: &str = "SELECT state, COUNT(*), MIN(created_at) FROM exports GROUP BY state";

@@ -1,0 +1,87 @@
+//! The conformance suite on fresh SQLite files, plus what only SQLite has.
+
+use super::{SqliteLedger, sql};
+use crate::ledger::conformance::{Backend, ledger_conformance};
+use crate::ledger::{Ledger, LedgerError};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A ledger file in its own temporary directory, removed with it.
+struct SqliteBackend {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl SqliteBackend {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("state").join("ledger.sqlite");
+        SqliteBackend { _dir: dir, path }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteBackend {
+    async fn open(&self) -> Arc<dyn Ledger> {
+        Arc::new(SqliteLedger::open(&self.path).await.expect("open the SQLite ledger"))
+    }
+}
+
+ledger_conformance!(SqliteBackend::new());
+
+/// SQLite's plan for `statement`, one line per step.
+async fn plan(ledger: &SqliteLedger, statement: &str) -> Vec<String> {
+    let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
+    let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain).fetch_all(&ledger.readers).await.expect("plan");
+    steps.into_iter().map(|(_, _, _, detail)| detail).collect()
+}
+
+/// The hot path stays O(log n + k): no statement of `claim`, `ready` or `finish` walks the
+/// whole table; `ready`/`claim` walk only unfinished rows and probe graphs by index.
+#[tokio::test]
+async fn hot_statements_never_scan_the_table() {
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    for statement in [sql::READY_ALL, sql::CLAIM_ALL, sql::CLAIM_AMONG] {
+        let steps = plan(&ledger, statement).await;
+        assert!(
+            steps.iter().any(|s| s.contains("USING INDEX exports_graph_unfinished (graph_key=? AND id<?)")),
+            "{steps:?}"
+        );
+        for step in steps.iter().filter(|s| s.starts_with("SCAN")) {
+            assert!(step.contains("USING INDEX exports_unfinished") || step.contains("json_each"), "{steps:?}");
+        }
+    }
+    let finishes = [sql::FINISH_INGESTED, sql::FINISH_RETRY, sql::FINISH_DEAD, sql::FINISH_RELEASED];
+    for statement in finishes {
+        let steps = plan(&ledger, statement).await;
+        assert!(steps.iter().any(|s| s.contains("USING INTEGER PRIMARY KEY")), "{steps:?}");
+        assert!(steps.iter().filter(|s| s.starts_with("SCAN")).all(|s| s.contains("json_each")), "{steps:?}");
+    }
+}
+
+/// The file is in WAL mode with full syncs, and the parent directories were created.
+#[tokio::test]
+async fn open_creates_a_durable_wal_database() {
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    assert!(backend.path.is_file());
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&ledger.writer).await.expect("pragma");
+    assert_eq!(mode, "wal");
+    // 2 = FULL: a commit returns only after the log is synced.
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&ledger.writer).await.expect("pragma");
+    assert_eq!(synchronous, 2);
+    ledger.close().await;
+    SqliteLedger::open(&backend.path).await.expect("reopen runs no migration twice");
+}
+
+/// A path that cannot hold a directory is reported with the path.
+#[tokio::test]
+async fn unusable_location_names_the_path() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"").expect("write a plain file");
+    let err = SqliteLedger::open(&file.join("ledger.sqlite")).await.expect_err("a file is no directory");
+    assert!(matches!(err, LedgerError::Location { .. }), "{err:?}");
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
