@@ -7,6 +7,7 @@
 //! Glean. `config` turns flags and environment variables into the settings
 //! each stage takes. See ARCHITECTURE.md for the map.
 
+pub mod app;
 pub mod batch;
 pub mod config;
 pub mod exporter;

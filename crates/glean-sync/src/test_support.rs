@@ -1,10 +1,14 @@
-//! Helpers shared by the unit tests: the real `glean-local`, batch files, fault injection.
+//! Helpers shared by every test of glean-sync: the real binaries, batch and graph files, fault injection.
 //!
-//! The sink tests drive the real `glean-local` binary (built by
-//! `cargo build --workspace`), wrap it in bash scripts that inject faults
-//! (delay, failure, hang with a child process, given stderr), and look at the
-//! result through the `glean_catalog` library. Only test code uses this; it
-//! must never be compiled into the library.
+//! Tests drive the real `glean-local` binary (built by `cargo build
+//! --workspace`), wrap it in bash scripts that inject faults (delay, failure,
+//! hang with a child process, given stderr), run the real `glean-sync`
+//! binary in a scratch environment, and look at results through the
+//! `glean_catalog` library. This one file serves the unit tests (as
+//! `crate::test_support`) and the integration tests (included by path), so
+//! each uses only part of it. Only test code uses it; it must never be
+//! compiled into the library.
+#![allow(dead_code)]
 
 use glean_catalog::query::QueryOptions;
 use glean_catalog::schema::BUILTIN_FILES;
@@ -17,19 +21,29 @@ use std::time::Duration;
 /// The predicate the test batches use.
 pub(crate) const NODE: &str = "agenticAiETH.ETL.Node.1";
 
-/// The `glean-local` binary next to the test executable (`target/<profile>/glean-local`).
-pub(crate) fn glean_local() -> PathBuf {
+/// A workspace binary next to the test executable (`target/<profile>/NAME`).
+fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
-    // target/<profile>/deps/glean_sync-HASH -> target/<profile>/glean-local
+    // target/<profile>/deps/TEST-HASH -> target/<profile>/NAME
     let profile_dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join("glean-local");
+    let bin = profile_dir.join(name);
     assert!(
         bin.is_file(),
-        "{} is missing: run `cargo build --workspace` first (or `cargo build -p glean-catalog --bin glean-local` \
+        "{} is missing: run `cargo build --workspace` first (or `cargo test --workspace`, \
          with the same CARGO_TARGET_DIR as the tests)",
         bin.display()
     );
     bin
+}
+
+/// The `glean-local` binary.
+pub(crate) fn glean_local() -> PathBuf {
+    workspace_binary("glean-local")
+}
+
+/// The `glean-sync` binary.
+pub(crate) fn glean_sync() -> PathBuf {
+    workspace_binary("glean-sync")
 }
 
 /// A batch of `Node` facts with the given ids, written to `dir/name`.
@@ -208,5 +222,120 @@ pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| process_group(*pid) == Some(pgid))
+        .collect()
+}
+
+/// A scratch deployment of glean-sync: its own directories and environment.
+/// Clones share the directories, so variants of one deployment can be run.
+#[derive(Clone)]
+pub(crate) struct SyncEnv {
+    /// Everything lives under here (also the working directory of commands).
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    /// Extra environment variables, applied after the defaults.
+    pub vars: Vec<(String, String)>,
+}
+
+/// The database every `SyncEnv` writes into.
+pub(crate) const TEST_DB: &str = "etl/0";
+
+impl SyncEnv {
+    /// Real-time export into `etl/0` through the cli sink, with `glean-local` as glean.
+    pub(crate) fn new() -> SyncEnv {
+        let env = SyncEnv { dir: std::sync::Arc::new(tempfile::tempdir().expect("tempdir")), vars: Vec::new() };
+        env.with("GLEAN_BIN", &glean_local().to_string_lossy())
+    }
+
+    /// Sets (or replaces) an environment variable of every command.
+    pub(crate) fn with(mut self, var: &str, value: &str) -> SyncEnv {
+        self.vars.retain(|(k, _)| k != var);
+        self.vars.push((var.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same deployment with one more variable set.
+    pub(crate) fn clone_with(&self, var: &str, value: &str) -> SyncEnv {
+        self.clone().with(var, value)
+    }
+
+    /// A path inside the environment.
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The export directory.
+    pub(crate) fn export_dir(&self) -> PathBuf {
+        self.path("exports")
+    }
+
+    /// The Glean database root.
+    pub(crate) fn db_root(&self) -> PathBuf {
+        self.path("db")
+    }
+
+    /// `glean-sync ARGS` with a clean environment: only PATH and this deployment's settings.
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(glean_sync());
+        cmd.args(args).current_dir(self.dir.path()).env_clear();
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        let defaults = [
+            ("RUST_LOG", "warn".to_owned()),
+            ("GLEAN_REALTIME_ENABLE", "true".to_owned()),
+            ("GLEAN_DB_NAME", TEST_DB.to_owned()),
+            ("GLEAN_SINK", "cli".to_owned()),
+            ("GLEAN_EXPORT_DIR", self.export_dir().to_string_lossy().into_owned()),
+            ("GLEAN_DB_ROOT", self.db_root().to_string_lossy().into_owned()),
+        ];
+        for (k, v) in defaults {
+            cmd.env(k, v);
+        }
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `glean-sync ARGS` to the end.
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("glean-sync runs")
+    }
+
+    /// Facts of `predicate` (e.g. `agenticAiETH.ETL.ExportManifest.1`) in the test database, as JSON.
+    pub(crate) fn facts(&self, predicate: &str) -> Vec<serde_json::Value> {
+        let db: DbRef = TEST_DB.parse().expect("test database name");
+        let Ok(database) = Catalog::new(self.db_root()).open(&db) else { return Vec::new() };
+        let out = database.query(predicate, &QueryOptions::default()).expect("query");
+        out.results.iter().map(|l| serde_json::from_str(l).expect("query prints JSON")).collect()
+    }
+
+    /// The `export_file` of every manifest in the test database.
+    pub(crate) fn manifest_files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self
+            .facts("agenticAiETH.ETL.ExportManifest.1")
+            .iter()
+            .map(|f| f["key"]["export_file"].as_str().expect("manifest names its file").to_owned())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// `glean-sync status --json`, parsed.
+    pub(crate) fn status(&self) -> serde_json::Value {
+        let out = self.run(&["status", "--json"]);
+        assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status prints JSON")
+    }
+}
+
+/// Writes `count` graph files of `nodes` nodes (and a chain of edges) each; graph `i` has `graph_id` `g<i>`.
+pub(crate) fn graph_files(dir: &Path, count: usize, nodes: usize) -> Vec<PathBuf> {
+    (0..count)
+        .map(|i| {
+            let ns: Vec<String> = (0..nodes)
+                .map(|n| format!(r#"{{"id":"g{i}-n{n}","type":"column","label":"c{n}","props":{{"graph":{i},"n":{n}}}}}"#))
+                .collect();
+            let es: Vec<String> = (1..nodes).map(|n| format!(r#"{{"source_id":"g{i}-n{}","target_id":"g{i}-n{n}","type":"NEXT"}}"#, n - 1)).collect();
+            let json = format!(r#"{{"graph_id":"g{i}","project_id":"p","system_id":"s","nodes":[{}],"edges":[{}]}}"#, ns.join(","), es.join(","));
+            write_file(dir, &format!("graph-{i:05}.json"), &json)
+        })
         .collect()
 }
