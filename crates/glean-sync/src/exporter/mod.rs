@@ -633,3 +633,6 @@ async fn next_ids(rx: &tokio::sync::Mutex<mpsc::Receiver<ExportId>>, max: usize)
     }
     Some(ids)
 }
+
+#[cfg(test)]
+mod tests;
