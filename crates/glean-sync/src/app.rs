@@ -159,7 +159,7 @@ fn cli_config(glean: &GleanConfig, schema: &SchemaConfig, state_dir: &Path) -> R
     })
 }
 
-/// Writes the schema where `glean create --schema dir:` can read it, adding an `all` schema if missing.
+/// Writes the schema where `glean create --schema dir:` can read it.
 fn materialize_schema(schema: &SchemaConfig, dir: &Path) -> std::io::Result<PathBuf> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
@@ -169,25 +169,7 @@ fn materialize_schema(schema: &SchemaConfig, dir: &Path) -> std::io::Result<Path
         let base = Path::new(name).file_name().map(|n| n.to_owned()).unwrap_or_else(|| "schema.angle".into());
         std::fs::write(dir.join(base), text)?;
     }
-    if schema.source.resolve_for_database().is_err() {
-        let names: Vec<String> = declared_schemas(&schema.source);
-        std::fs::write(dir.join("all.angle"), format!("schema all.1 : {} {{}}\n", names.join(", ")))?;
-    }
     Ok(dir.to_owned())
-}
-
-/// `name.N` of every `schema` block in the sources (for a generated `all`).
-fn declared_schemas(source: &glean_catalog::schema::SchemaSource) -> Vec<String> {
-    source
-        .files
-        .iter()
-        .flat_map(|(_, text)| text.lines())
-        .filter_map(|line| {
-            let rest = line.trim_start().strip_prefix("schema ")?;
-            let name = rest.split(|c: char| c.is_whitespace() || c == ':' || c == '{').next()?;
-            (!name.is_empty() && !rest.contains(" evolves ")).then(|| name.to_owned())
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -196,10 +178,9 @@ mod tests {
     use glean_catalog::schema::SchemaSource;
 
     #[test]
-    fn a_schema_file_without_all_gets_one() {
+    fn the_schema_is_written_where_glean_can_read_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let etl = SchemaSource::builtin().files.into_iter().filter(|(n, _)| n == "etl.angle").collect();
-        let schema = SchemaConfig { source: SchemaSource { files: etl }, dir: None };
+        let schema = SchemaConfig { source: SchemaSource::builtin(), dir: None };
         let out = materialize_schema(&schema, &dir.path().join("schema")).expect("written");
         let loaded = SchemaSource::from_location(&format!("dir:{}", out.display())).expect("reads");
         assert_eq!(loaded.resolve_for_database().expect("has all").all_version(), Some(1));

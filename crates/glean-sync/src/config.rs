@@ -182,9 +182,9 @@ pub struct ExportConfig {
 /// The schema, and a directory `glean create --schema dir:` can read.
 #[derive(Debug, Clone)]
 pub struct SchemaConfig {
-    /// The schema text.
+    /// The schema text, with an `all` schema (generated when the sources have none).
     pub source: SchemaSource,
-    /// An existing directory holding it with an `all` schema, if the configured path is one.
+    /// An existing directory that glean can load as it is, if the configured path is (in) one.
     pub dir: Option<PathBuf>,
 }
 
@@ -305,11 +305,42 @@ impl Settings {
             None if Path::new(DEFAULT_SCHEMA_PATH).is_file() => PathBuf::from(DEFAULT_SCHEMA_PATH),
             None => return Ok(SchemaConfig { source: SchemaSource::builtin(), dir: None }),
         };
-        let source = SchemaSource::from_path(&path)?;
-        // A directory that already holds an `all` schema can be given to glean as it is.
-        let dir = (path.is_dir() && source.resolve_for_database().is_ok()).then_some(path);
-        Ok(SchemaConfig { source, dir })
+        // A file inside a directory that glean can load as a whole (it has an `all`
+        // schema, like glean/schema/source) means that directory, as for glean.
+        let dir = if path.is_dir() { Some(path.clone()) } else { path.parent().map(Path::to_path_buf) };
+        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            let whole = SchemaSource::from_dir(&dir);
+            if let Ok(source) = whole {
+                if source.resolve_for_database().is_ok() && (path.is_dir() || source.files.iter().any(|(f, _)| Path::new(f) == path)) {
+                    return Ok(SchemaConfig { source, dir: Some(dir) });
+                }
+            }
+        }
+        let source = with_all_schema(SchemaSource::from_path(&path)?);
+        Ok(SchemaConfig { source, dir: None })
     }
+}
+
+/// Adds `schema all.1 : <every schema declared> {}` when the sources have no `all`
+/// schema, so that a database can be created from a lone schema file.
+fn with_all_schema(mut source: SchemaSource) -> SchemaSource {
+    if source.resolve_for_database().is_ok() {
+        return source;
+    }
+    let declared: Vec<String> = source
+        .files
+        .iter()
+        .flat_map(|(_, text)| text.lines())
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix("schema ")?;
+            let name = rest.split(|c: char| c.is_whitespace() || c == ':' || c == '{').next()?;
+            (!name.is_empty() && !rest.contains(" evolves ")).then(|| name.to_owned())
+        })
+        .collect();
+    if !declared.is_empty() {
+        source.files.push(("all.angle".to_owned(), format!("schema all.1 : {} {{}}\n", declared.join(", "))));
+    }
+    source
 }
 
 fn valid_host_port(s: &str) -> bool {

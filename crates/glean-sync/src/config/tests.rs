@@ -100,3 +100,22 @@ fn a_schema_missing_fields_is_refused() {
     let e = load(&["--schema-path", "/nonexistent/etl.angle"]).expect_err("missing file");
     assert!(e.starts_with("GLEAN_SCHEMA_PATH: cannot read schema"), "{e}");
 }
+
+#[test]
+fn a_lone_schema_file_gets_an_all_schema_and_a_file_in_a_glean_dir_means_the_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etl: String = SchemaSource::builtin().files.into_iter().find(|(n, _)| n == "etl.angle").map(|(_, t)| t).expect("etl.angle");
+    let lone = dir.path().join("lone");
+    std::fs::create_dir_all(&lone).expect("mkdir");
+    std::fs::write(lone.join("etl.angle"), &etl).expect("write");
+    let path = lone.join("etl.angle").to_string_lossy().into_owned();
+    let c = load(&["--realtime-enable", "true", "--db-name", "etl", "--schema-path", &path]).expect("loads");
+    assert!(c.schema.dir.is_none());
+    assert_eq!(c.schema.source.resolve_for_database().expect("all added").all_version(), Some(1));
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../glean/schema/source/etl.angle");
+    let path = shipped.to_string_lossy().into_owned();
+    let c = load(&["--realtime-enable", "true", "--db-name", "etl", "--schema-path", &path]).expect("loads");
+    assert_eq!(c.schema.dir.as_deref(), shipped.parent(), "the directory glean can read as it is");
+    assert_eq!(c.schema.source.files.len(), 2);
+}
