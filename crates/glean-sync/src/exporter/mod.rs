@@ -14,6 +14,8 @@
 //! in flight finish within the shutdown timeout, then cancels what is left:
 //! cancelled writes are released back to `pending` for the next start.
 
+mod gate;
+mod reconcile;
 mod retry;
 mod stats;
 
@@ -134,6 +136,8 @@ struct Shared {
     /// Announces ingested, failed and dead exports to waiters (`push`, `drain`).
     completions: broadcast::Sender<Completion>,
     stats: Stats,
+    /// Pauses deliveries while the sink keeps failing.
+    gate: gate::Gate,
     /// Cleared at shutdown: saves are refused from then on.
     accepting: AtomicBool,
     /// Cancelled at shutdown: workers and the sweeper take no new work.
@@ -184,10 +188,12 @@ impl Exporter {
             wake_sweeper: Notify::new(),
             completions,
             stats: Stats::default(),
+            gate: gate::Gate::default(),
             accepting: AtomicBool::new(true),
             intake_stop: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
         });
+        reconcile::export_dir(&shared).await?;
         let tasks = TaskTracker::new();
         if shared.sink.is_some() {
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -408,6 +414,16 @@ impl Shared {
 
     /// Claims, writes and records one set of queued ids.
     async fn process(&self, ids: Vec<ExportId>) {
+        if let Some(wait) = self.gate.wait() {
+            // The sink keeps failing: claim nothing until the pause is over.
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.intake_stop.cancelled() => {
+                    self.unqueue(ids);
+                    return;
+                }
+            }
+        }
         let claimed = match self.ledger.claim(&ids, self.config.max_files, &self.owner, self.config.lease).await {
             Ok(c) => c,
             Err(e) => {
@@ -439,10 +455,9 @@ impl Shared {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; exports.len()];
         let mut remaining: Vec<usize> = Vec::new();
         for (i, e) in exports.iter().enumerate() {
-            if self.path_of(e).is_file() {
-                remaining.push(i);
-            } else {
-                outcomes[i] = Some(Outcome::Dead { error: format!("batch file {} is missing", self.path_of(e).display()) });
+            match reconcile::check_file(self.batches.path(), e) {
+                Ok(()) => remaining.push(i),
+                Err(error) => outcomes[i] = Some(Outcome::Dead { error }),
             }
         }
         while !remaining.is_empty() {
@@ -498,13 +513,19 @@ impl Shared {
         self.config.retry.decide(error, attempt, Utc::now())
     }
 
-    /// One sink call; `Err(None)` when the shutdown timeout cancelled it.
+    /// One sink call; `Err(None)` when the shutdown timeout cancelled it. Tells the gate how it went.
     async fn write(&self, paths: &[PathBuf]) -> Result<(), Option<SinkError>> {
         let Some(sink) = &self.sink else { return Err(None) };
-        tokio::select! {
+        let result = tokio::select! {
             r = sink.write(paths) => r.map_err(Some),
             () = self.hard_stop.cancelled() => Err(None),
+        };
+        match &result {
+            Ok(()) => self.gate.success(),
+            Err(Some(e)) if e.is_retriable() => self.gate.failure(&self.config.retry, e.cause()),
+            Err(_) => {}
         }
+        result
     }
 
     /// Stores each outcome in the ledger, logs it, counts it and announces it.
@@ -550,6 +571,9 @@ impl Shared {
                 Stats::add(&self.stats.dead, 1);
                 warn!(export_id = e.id, attempt = e.attempts, reason = %error, state = "dead", "export is dead; replay it once the cause is fixed");
                 self.announce(e.id, ExportState::Dead, Some(error.clone()));
+            }
+            Outcome::Postponed { error } => {
+                info!(export_id = e.id, reason = %error, state = "pending", "the sink is down: export postponed, attempt not counted");
             }
             Outcome::Ingested | Outcome::Released => {}
         }

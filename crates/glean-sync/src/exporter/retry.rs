@@ -5,7 +5,13 @@
 //! full jitter (a random delay between zero and `base * 2^(attempt-1)`, capped
 //! at `max`), so that many exports failing together do not retry together;
 //! after `max_attempts` attempts, or at once for a batch Glean will never
-//! accept, the export is dead, with the reason.
+//! accept, the export is dead, with the reason. When the sink itself is down
+//! (`SinkError::is_outage`) the batch is not at fault: the export is postponed
+//! without counting the attempt, so a long outage never kills exports, and
+//! the exporter's gate pauses deliveries until the sink answers.
+//!
+//! Backoff lives in the ledger (`next_attempt_at`), not in a sleeping task:
+//! a retry schedule survives restarts, and a shutdown never waits for one.
 
 use crate::ledger::Outcome;
 use crate::sink::SinkError;
@@ -35,6 +41,9 @@ impl RetryPolicy {
         let reason = error.to_string();
         if !error.is_retriable() {
             return Outcome::Dead { error: reason };
+        }
+        if error.is_outage() {
+            return Outcome::Postponed { error: reason };
         }
         if attempt >= self.max_attempts {
             return Outcome::Dead { error: format!("gave up after {attempt} attempts: {reason}") };
@@ -97,11 +106,19 @@ mod tests {
     }
 
     #[test]
-    fn retriable_errors_die_after_max_attempts() {
+    fn an_outage_postpones_without_counting_however_many_attempts() {
         let e = SinkError::Unreachable("connection refused".into());
+        for attempt in [1, 4, 100] {
+            assert!(matches!(policy().decide(&e, attempt, Utc::now()), Outcome::Postponed { .. }));
+        }
+    }
+
+    #[test]
+    fn retriable_errors_die_after_max_attempts() {
+        let e = SinkError::Crashed { status: "signal 9".into(), stderr: String::new() };
         assert!(matches!(policy().decide(&e, 3, Utc::now()), Outcome::Retry { .. }));
         match policy().decide(&e, 4, Utc::now()) {
-            Outcome::Dead { error } => assert!(error.starts_with("gave up after 4 attempts: glean server unreachable")),
+            Outcome::Dead { error } => assert!(error.starts_with("gave up after 4 attempts: glean exited with signal 9"), "{error}"),
             other => panic!("{other:?}"),
         }
     }

@@ -49,11 +49,13 @@ macro_rules! ledger_conformance {
             finish_ignores_rows_not_held,
             finish_records_each_outcome,
             released_attempt_is_not_counted,
+            postponed_attempt_is_not_counted_but_explained,
             recover_returns_an_owners_rows,
             replay_requeues_failed_and_dead,
             list_selects_by_state_id_since_and_limit,
             counts_per_state_and_oldest_unfinished,
             rows_survive_reopening,
+            rows_by_file_and_newest,
             large_ledger_still_claims,
         );
     };

@@ -13,6 +13,7 @@
 //!     ▲  ▲                                  │   │ │
 //!     │  │ release (shutdown, no attempt)   │   │ └── retriable error, attempts < max ──► failed
 //!     │  └──────────────────────────────────┘   │                       (next_attempt_at)
+//!     │  postpone (sink down, no attempt)  ◄────┤
 //!     │       lease expired / found at start    └── fatal error, or attempts = max ──► dead
 //!     │                                                                  │
 //!     └───────────── replay (attempts reset) ◄── failed, dead ───────────┘
@@ -190,6 +191,12 @@ pub enum Outcome {
     },
     /// Not attempted after all (shutdown): back to pending, the attempt not counted.
     Released,
+    /// The sink is down (not this batch's fault): back to pending, the attempt
+    /// not counted, the reason kept. Deliveries pause until the sink answers again.
+    Postponed {
+        /// The sink's error, to record.
+        error: String,
+    },
 }
 
 /// Errors of the ledger's backing database.
@@ -255,6 +262,12 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// One row.
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError>;
+
+    /// The row of a batch file, if any (batch file names are unique).
+    async fn by_file(&self, batch_file: &str) -> Result<Option<Export>, LedgerError>;
+
+    /// The most recent row (highest id), if any.
+    async fn newest(&self) -> Result<Option<Export>, LedgerError>;
 
     /// Rows matching `selection`, oldest first.
     async fn list(&self, selection: &Selection) -> Result<Vec<Export>, LedgerError>;

@@ -26,6 +26,7 @@
 //! exports_unfinished        (id)               WHERE state IN (pending, in_flight, failed)
 //! exports_graph_unfinished  (graph_key, id)    same states, graph_key NOT NULL
 //! exports_state             (state, created_at)
+//! exports_file              (batch_file)       the row of a file (startup reconciliation)
 //! ```
 //!
 //! # Cost of `ready` and `claim`
@@ -216,6 +217,7 @@ impl Ledger for SqliteLedger {
             Outcome::Retry { error, retry_at } => held(sql::FINISH_RETRY).bind(millis(*retry_at)).bind(error.as_str()),
             Outcome::Dead { error } => held(sql::FINISH_DEAD).bind(error.as_str()),
             Outcome::Released => held(sql::FINISH_RELEASED),
+            Outcome::Postponed { error } => held(sql::FINISH_POSTPONED).bind(error.as_str()),
         };
         query.execute(&self.writer).await?;
         Ok(())
@@ -228,6 +230,16 @@ impl Ledger for SqliteLedger {
 
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError> {
         let row = sqlx::query_as::<_, ExportRow>(sql::GET).bind(id).fetch_optional(&self.readers).await?;
+        row.map(ExportRow::into_export).transpose()
+    }
+
+    async fn by_file(&self, batch_file: &str) -> Result<Option<Export>, LedgerError> {
+        let row = sqlx::query_as::<_, ExportRow>(sql::BY_FILE).bind(batch_file).fetch_optional(&self.readers).await?;
+        row.map(ExportRow::into_export).transpose()
+    }
+
+    async fn newest(&self) -> Result<Option<Export>, LedgerError> {
+        let row = sqlx::query_as::<_, ExportRow>(sql::NEWEST).fetch_optional(&self.readers).await?;
         row.map(ExportRow::into_export).transpose()
     }
 

@@ -72,6 +72,12 @@ impl SinkError {
         }
     }
 
+    /// Whether the sink itself is down (not reachable, not runnable): the batch is
+    /// not at fault, so the attempt is not counted against it and deliveries pause.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, SinkError::Unreachable(_) | SinkError::Spawn { .. })
+    }
+
     /// A short, stable name of the cause, for stats and metric labels.
     pub fn cause(&self) -> &'static str {
         match self {

@@ -72,6 +72,19 @@ pub(crate) async fn released_attempt_is_not_counted(backend: &dyn Backend) {
     assert_eq!(claim_all(&*ledger, "other").await, vec![id], "released rows are claimable at once");
 }
 
+/// `Postponed` (sink down) returns the row to pending, keeps the reason, and does not count the attempt.
+pub(crate) async fn postponed_attempt_is_not_counted_but_explained(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let id = ledger.insert(&super::keyless(1)).await.expect("insert");
+    assert_eq!(claim_all(&*ledger, "w").await, vec![id]);
+    let outcome = Outcome::Postponed { error: "glean server unreachable".into() };
+    ledger.finish(&[id], "w", &outcome).await.expect("finish");
+    let row = row(&*ledger, id).await;
+    assert_eq!((row.state, row.attempts), (ExportState::Pending, 0));
+    assert_eq!(row.last_error.as_deref(), Some("glean server unreachable"));
+    assert_eq!(claim_all(&*ledger, "w").await, vec![id], "claimable again at once");
+}
+
 /// `recover` puts one owner's in-flight rows back to pending, attempts kept.
 pub(crate) async fn recover_returns_an_owners_rows(backend: &dyn Backend) {
     let ledger = backend.open().await;

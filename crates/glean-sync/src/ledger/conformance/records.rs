@@ -119,3 +119,14 @@ pub(crate) async fn rows_survive_reopening(backend: &dyn Backend) {
     assert_eq!(row(&*reopened, id).await, written);
     assert_eq!(super::claim_all(&*reopened, "after-restart").await, vec![id]);
 }
+
+/// A row is found by its batch file, and `newest` is the last row inserted.
+pub(crate) async fn rows_by_file_and_newest(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    assert!(ledger.newest().await.expect("newest").is_none(), "an empty ledger has no newest row");
+    let ids = ledger.insert_many(&[super::keyless(1), super::keyless(2), super::keyless(3)]).await.expect("insert");
+    let second = ledger.by_file("batch-2.json").await.expect("by_file").expect("found");
+    assert_eq!(second.id, ids[1]);
+    assert!(ledger.by_file("nope.json").await.expect("by_file").is_none());
+    assert_eq!(ledger.newest().await.expect("newest").map(|e| e.id), Some(ids[2]));
+}

@@ -148,6 +148,20 @@ pub(super) const FINISH_RELEASED: &str = concat!(
     held!()
 );
 
+/// `finish` with `Postponed`: pending again, the attempt not counted, the reason kept.
+/// Binds: ids, owner, now, error.
+pub(super) const FINISH_POSTPONED: &str = concat!(
+    "UPDATE exports NOT INDEXED SET state = 'pending', attempts = MAX(attempts - 1, 0), last_error = ?4, ",
+    release_hold!(),
+    held!()
+);
+
+/// The row of a batch file. Binds: batch_file.
+pub(super) const BY_FILE: &str = concat!("SELECT ", columns!(), " FROM exports WHERE batch_file = ?1");
+
+/// The row with the highest id.
+pub(super) const NEWEST: &str = concat!("SELECT ", columns!(), " FROM exports ORDER BY id DESC LIMIT 1");
+
 /// `recover`: an owner's in-flight rows back to pending, attempts kept. Binds: owner, now.
 pub(super) const RECOVER: &str = "
     UPDATE exports SET state = 'pending', owner = NULL, lease_until = NULL, updated_at = ?2

@@ -1,0 +1,240 @@
+//! glean-sync benchmark: prints a table of numbers (it asserts no speed).
+//!
+//! `cargo build --release --workspace && cargo bench -p glean-sync --bench sync`
+//! Sections (select with `SYNC_BENCH=save,big,e2e`):
+//! - save: save latency p50/p99, 8 concurrent producers, graphs of 50 and 10,000 nodes;
+//! - big: decode + encode + durable write of a 1,000,000-node, 1,000,000-edge graph: time, MB/s, peak RSS;
+//! - e2e: graphs/s end to end, 2 workers, a glean costing 50 ms per call, coalescing on and off.
+
+#[path = "../src/test_support.rs"]
+mod test_support;
+
+use glean_sync::batch::{BatchDir, Compression, Predicates};
+use glean_sync::config::ExporterConfig;
+use glean_sync::exporter::{Exporter, Parts, RetryPolicy};
+use glean_sync::graph::Graph;
+use glean_sync::ledger::sqlite::SqliteLedger;
+use glean_sync::sink::Sink;
+use glean_sync::sink::cli::{CliSink, CliSinkConfig, Target};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_support::{TEST_DB, Wrapper, schema_dir};
+
+fn exporter_config(workers: usize, max_files: usize) -> ExporterConfig {
+    ExporterConfig {
+        workers,
+        queue_capacity: 100,
+        max_files,
+        lease: Duration::from_secs(300),
+        retry: RetryPolicy::default(),
+        shutdown_timeout: Duration::from_secs(30),
+    }
+}
+
+/// A glean that costs 50 ms per call on top of glean-local's own work.
+fn slow_glean(dir: &Path) -> std::path::PathBuf {
+    Wrapper::default().delay(Duration::from_millis(50)).write(dir, "glean-50ms")
+}
+
+async fn start(dir: &Path, realtime: bool, workers: usize, max_files: usize) -> Exporter {
+    let ledger = SqliteLedger::open(&dir.join("state/ledger.sqlite")).await.expect("ledger");
+    let sink: Option<Arc<dyn Sink>> = realtime.then(|| {
+        Arc::new(
+            CliSink::new(CliSinkConfig {
+                program: slow_glean(dir),
+                db: TEST_DB.into(),
+                target: Target::DbRoot(dir.join("db")),
+                schema_dir: schema_dir(dir),
+                timeout: Duration::from_secs(60),
+            })
+            .expect("sink"),
+        ) as Arc<dyn Sink>
+    });
+    Exporter::start(Parts {
+        ledger: Arc::new(ledger),
+        sink,
+        batches: BatchDir::new(&dir.join("exports"), Compression::None).expect("export dir"),
+        predicates: Predicates::new("agenticAiETH.ETL"),
+        config: exporter_config(workers, max_files),
+        owner: "bench".into(),
+    })
+    .await
+    .expect("exporter")
+}
+
+fn graph_json(id: &str, nodes: usize) -> String {
+    let mut s = format!(r#"{{"graph_id":"{id}","project_id":"bench","system_id":"s","nodes":["#);
+    for n in 0..nodes {
+        if n > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(r#"{{"id":"{id}-n{n}","type":"column","label":"col_{n}","props":{{"table":"t{}","type":"bigint","n":{n}}}}}"#, n / 20));
+    }
+    s.push_str(r#"],"edges":["#);
+    for n in 1..nodes {
+        if n > 1 {
+            s.push(',');
+        }
+        s.push_str(&format!(r#"{{"source":"{id}-n{}","target":"{id}-n{n}","label":"NEXT"}}"#, n - 1));
+    }
+    s.push_str("]}");
+    s
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((sorted.len() as f64) * q).ceil() as usize;
+    sorted[rank.saturating_sub(1).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn row(measure: &str, value: &str, target: &str) {
+    println!("| {measure:<48} | {value:<28} | {target:<22} |");
+}
+
+/// Save latency as producers see it: 8 tasks saving concurrently while the workers deliver.
+async fn save_latency(nodes: usize, per_producer: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = start(dir.path(), true, 2, 16).await;
+    let graphs: Vec<Vec<Graph>> = (0..8)
+        .map(|p| (0..per_producer).map(|i| Graph::from_json(graph_json(&format!("p{p}g{i}"), nodes).as_bytes()).expect("graph")).collect())
+        .collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for batch in graphs {
+        let exp = exp.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for g in batch {
+                let t = Instant::now();
+                exp.save(g).await.expect("save");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("producer"));
+    }
+    let wall = started.elapsed();
+    all.sort();
+    let stats = exp.stats().await.expect("stats");
+    row(
+        &format!("save latency, {nodes}-node graphs, 8 producers: p50"),
+        &ms(percentile(&all, 0.5)),
+        "",
+    );
+    row(&format!("save latency, {nodes}-node graphs, 8 producers: p99"), &ms(percentile(&all, 0.99)), if nodes == 50 { "p99 < 5 ms" } else { "" });
+    row(&format!("  saves ({nodes}-node graphs) and saves/s"), &format!("{} in {:.2} s = {:.0}/s", all.len(), wall.as_secs_f64(), all.len() as f64 / wall.as_secs_f64()), "");
+    row(&format!("  dropped ({nodes}-node graphs)"), &format!("{}", all.len() as u64 - stats.total_exports), "0");
+    exp.shutdown().await;
+}
+
+fn peak_rss_reset() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// The million-node graph: decode, encode and write durably.
+async fn big_graph() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n: usize = std::env::var("SYNC_BENCH_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let path = dir.path().join("big.json");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        write!(f, r#"{{"graph_id":"big","nodes":["#).expect("write");
+        for i in 0..n {
+            let sep = if i > 0 { "," } else { "" };
+            write!(f, r#"{sep}{{"id":"n{i}","type":"column","label":"column_{i}","props":{{"table":"t{}","type":"varchar"}}}}"#, i / 50).expect("write");
+        }
+        write!(f, r#"],"edges":["#).expect("write");
+        for i in 0..n {
+            let sep = if i > 0 { "," } else { "" };
+            write!(f, r#"{sep}{{"source_id":"n{i}","target_id":"n{}","type":"REFERENCES"}}"#, (i * 7 + 1) % n).expect("write");
+        }
+        write!(f, "]}}").expect("write");
+    }
+    let json_mib = std::fs::metadata(&path).expect("size").len() as f64 / 1048576.0;
+    let exp = start(dir.path(), false, 1, 1).await;
+    peak_rss_reset();
+    let t = Instant::now();
+    let graph = Graph::from_reader(std::fs::File::open(&path).expect("open")).expect("decode");
+    let decoded = t.elapsed();
+    let receipt = exp.save(graph).await.expect("save");
+    let total = t.elapsed();
+    let rss = peak_rss_mib();
+    let out_mib = std::fs::metadata(dir.path().join("exports").join(&receipt.batch_file)).expect("batch").len() as f64 / 1048576.0;
+    row(&format!("{n} nodes + {n} edges: graph JSON"), &format!("{json_mib:.0} MiB"), "");
+    row("  decode + validate", &format!("{:.2} s", decoded.as_secs_f64()), "");
+    row("  encode + durable write (save)", &format!("{:.2} s, {:.0} MiB/s out", (total - decoded).as_secs_f64(), out_mib / (total - decoded).as_secs_f64()), "");
+    row("  total, and input MiB/s", &format!("{:.2} s, {:.0} MiB/s", total.as_secs_f64(), json_mib / total.as_secs_f64()), "< 5 s");
+    row("  batch file", &format!("{out_mib:.0} MiB"), "");
+    row("  peak RSS (and x JSON size)", &format!("{rss:.0} MiB ({:.2}x)", rss / json_mib), "< 3x JSON size");
+    exp.shutdown().await;
+}
+
+/// Graphs per second end to end with a 50 ms glean.
+async fn end_to_end(max_files: usize, graphs: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = start(dir.path(), true, 2, max_files).await;
+    let parsed: Vec<Graph> = (0..graphs).map(|i| Graph::from_json(graph_json(&format!("g{i}"), 50).as_bytes()).expect("graph")).collect();
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for g in parsed {
+        ids.push(exp.save(g).await.expect("save").export_id);
+    }
+    let done = exp.wait_for(&ids, |_| {}).await.expect("wait");
+    let wall = started.elapsed();
+    assert!(done.iter().all(|e| e.state == glean_sync::ledger::ExportState::Ingested));
+    exp.shutdown().await;
+    graphs as f64 / wall.as_secs_f64()
+}
+
+/// What one call of the 50 ms glean really costs (spawn, sleep, glean-local).
+async fn glean_call_cost() -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let glean = slow_glean(dir.path());
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let _ = tokio::process::Command::new(&glean).arg("--help").output().await;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    percentile(&samples, 0.5)
+}
+
+fn main() {
+    let sections = std::env::var("SYNC_BENCH").unwrap_or_else(|_| "save,big,e2e".into());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    println!("| {:<48} | {:<28} | {:<22} |", "measure", "value", "target");
+    println!("|{:-<50}|{:-<30}|{:-<24}|", "", "", "");
+    rt.block_on(async {
+        if sections.contains("save") {
+            save_latency(50, 50).await;
+            save_latency(10_000, 3).await;
+        }
+        if sections.contains("big") {
+            big_graph().await;
+        }
+        if sections.contains("e2e") {
+            let cost = glean_call_cost().await;
+            row("one call of the 50 ms glean (median)", &ms(cost), "");
+            let on = end_to_end(16, 1000).await;
+            let off = end_to_end(1, 200).await;
+            row("end to end, 2 workers, coalescing on (16 files)", &format!("{on:.0} graphs/s"), "");
+            row("end to end, 2 workers, coalescing off (1 file)", &format!("{off:.1} graphs/s"), "");
+            row("  coalescing ratio", &format!("{:.1}x", on / off), ">= 10x");
+        }
+    });
+}
