@@ -105,6 +105,10 @@ pub(crate) struct Wrapper {
     argv_log: Option<PathBuf>,
     /// Leave a `sleep 1000` running in the background, its pid in this file, then go on.
     background_pid_file: Option<PathBuf>,
+    /// Fail (exit 1) this percentage of calls, and hang this percentage, at random.
+    random: Option<(u32, u32)>,
+    /// Act like an unreachable server while this file exists.
+    down_while: Option<PathBuf>,
 }
 
 impl Wrapper {
@@ -136,6 +140,16 @@ impl Wrapper {
     /// Leave a `sleep 1000` behind (`WRAPPER_PID CHILD_PID` to `pid_file`), then carry on.
     pub(crate) fn leave_background_child(mut self, pid_file: &Path) -> Self {
         self.background_pid_file = Some(pid_file.to_owned());
+        self
+    }
+    /// Fail `fail` percent of calls (exit 1) and hang `hang` percent of them, at random.
+    pub(crate) fn random_faults(mut self, fail: u32, hang: u32) -> Self {
+        self.random = Some((fail, hang));
+        self
+    }
+    /// Answer "connection refused" (exit 3) while `flag` exists.
+    pub(crate) fn down_while(mut self, flag: &Path) -> Self {
+        self.down_while = Some(flag.to_owned());
         self
     }
     /// Record every argv in `log`.
@@ -171,6 +185,16 @@ impl Wrapper {
         }
         if let Some(code) = self.exit {
             let _ = writeln!(faults, "exit {code}");
+        }
+        if let Some((fail, hang)) = self.random {
+            let _ = writeln!(
+                faults,
+                "r=$((RANDOM % 100))\nif [ $r -lt {fail} ]; then echo 'injected failure' >&2; exit 1; fi\n\
+                 if [ $r -ge $((100 - {hang})) ]; then exec sleep 1000; fi"
+            );
+        }
+        if let Some(flag) = &self.down_while {
+            let _ = writeln!(faults, "if [ -e {} ]; then echo 'DB create failure: Connection refused' >&2; exit 3; fi", quote(flag));
         }
         match self.only_for {
             Some(verb) => {

@@ -5,9 +5,10 @@
 //! Glean. When the queue is full the row simply stays pending: the sweeper
 //! reads ready rows from the ledger and feeds the queue as room frees, so no
 //! save is ever dropped, and the queue holds ids only, so memory does not grow
-//! with a backlog. Workers take up to `max_files` ids, claim them in the
-//! ledger (which enforces per-graph order), make one sink call for all of
-//! them, and record the outcome decided by the retry policy. A batch Glean
+//! with a backlog. A worker woken by queued ids claims the oldest ready
+//! exports (up to `max_files`; the ledger enforces per-graph order), makes
+//! one sink call for all of them, and records the outcome decided by the
+//! retry policy. A batch Glean
 //! rejects is isolated so the others in the same call still get written.
 //!
 //! Shutdown stops intake (saves fail, workers take nothing new), lets writes
@@ -424,20 +425,22 @@ impl Shared {
                 }
             }
         }
-        let claimed = match self.ledger.claim(&ids, self.config.max_files, &self.owner, self.config.lease).await {
+        // The queued ids say that work is ready; which work is the ledger's to say:
+        // the oldest ready exports, so that a backlog is always delivered oldest first.
+        let claimed = self.ledger.claim(&[], self.config.max_files, &self.owner, self.config.lease).await;
+        self.unqueue(ids);
+        let claimed = match claimed {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot claim exports; they stay pending");
-                self.unqueue(ids);
                 tokio::time::sleep(SWEEP_INTERVAL).await;
                 return;
             }
         };
-        let claimed_ids: HashSet<ExportId> = claimed.iter().map(|e| e.id).collect();
-        self.unqueue(ids.into_iter().filter(|id| !claimed_ids.contains(id)));
         if claimed.is_empty() {
             return;
         }
+        let claimed_ids: Vec<ExportId> = claimed.iter().map(|e| e.id).collect();
         let n = claimed.len() as u64;
         Stats::add(&self.stats.in_flight, n);
         for e in &claimed {
@@ -579,15 +582,24 @@ impl Shared {
         }
     }
 
-    /// Records an outcome; false (and logged) when the ledger fails, in which
-    /// case the rows stay in flight and are recovered at the next start.
+    /// Records an outcome, retrying while the ledger fails (a full disk, say)
+    /// until it works or shutdown passes its timeout; false then, and the rows
+    /// stay in flight until this owner restarts (or their lease lapses).
     async fn finish(&self, ids: &[ExportId], outcome: &Outcome) -> bool {
-        match self.ledger.finish(ids, &self.owner, outcome).await {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(error = %e, exports = ?ids, "cannot record the outcome; the exports are recovered at the next start");
-                false
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.ledger.finish(ids, &self.owner, outcome).await {
+                Ok(()) => return true,
+                Err(e) => warn!(error = %e, exports = ?ids, "cannot record an outcome in the ledger; retrying"),
             }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.hard_stop.cancelled() => {
+                    warn!(exports = ?ids, "gave up recording an outcome at shutdown; the exports are recovered at the next start");
+                    return false;
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 

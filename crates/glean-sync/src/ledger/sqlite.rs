@@ -158,10 +158,14 @@ fn now() -> i64 {
 #[async_trait::async_trait]
 impl Ledger for SqliteLedger {
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
-        Ok(insert_query(export, now()).fetch_one(&self.writer).await?)
+        let ids = self.insert_many(std::slice::from_ref(export)).await?;
+        ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
     }
 
     async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
+        // An explicit transaction, so that a failing commit (disk full) is an error: with
+        // RETURNING in autocommit mode the commit happens after the id is read, and its
+        // error would be lost, acknowledging a save whose row was never written.
         let now = now();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(exports.len());

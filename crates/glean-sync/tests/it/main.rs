@@ -4,4 +4,5 @@
 #[path = "../../src/test_support.rs"]
 mod test_support;
 
+mod faults;
 mod realtime;

@@ -43,6 +43,22 @@ pub async fn run(settings: Settings, command: Command, stop: CancellationToken) 
     }
 }
 
+/// An error and its causes in one line, each cause once (our messages often include their cause).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
 /// Parses `--since`.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("expected RFC 3339 (2026-12-03T10:00:00Z): {e}"))
@@ -83,7 +99,7 @@ async fn push(config: Config, files: &[PathBuf], stop: CancellationToken) -> any
                 saved.push((r.export_id, file));
             }
             Err(e) => {
-                eprintln!("not saved: {e:#}");
+                eprintln!("not saved: {}", describe(&e));
                 rejected += 1;
             }
         }

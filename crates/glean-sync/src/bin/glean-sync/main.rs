@@ -127,7 +127,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("glean-sync: {e:#}");
+            eprintln!("glean-sync: {}", commands::describe(&e));
             ExitCode::from(commands::EXIT_ERROR)
         }
     }
