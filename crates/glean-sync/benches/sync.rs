@@ -59,6 +59,7 @@ async fn start(dir: &Path, realtime: bool, workers: usize, max_files: usize) -> 
         predicates: Predicates::new("agenticAiETH.ETL"),
         config: exporter_config(workers, max_files),
         owner: "bench".into(),
+        db: TEST_DB.into(),
     })
     .await
     .expect("exporter")

@@ -82,6 +82,7 @@ pub async fn start(config: Config, mode: Mode) -> Result<App, StartError> {
         predicates: config.export.predicates.clone(),
         config: config.exporter.clone(),
         owner: LOCAL_OWNER.to_owned(),
+        db: config.glean.as_ref().map(|g| g.db.to_string()).unwrap_or_default(),
     })
     .await?;
     Ok(App { exporter, config, _lock: lock })

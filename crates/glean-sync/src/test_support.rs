@@ -342,12 +342,59 @@ impl SyncEnv {
         files
     }
 
+    /// `glean-sync push FILES` to the end.
+    pub(crate) fn push(&self, files: &[PathBuf]) -> std::process::Output {
+        self.command(&["push"]).args(files).output().expect("push runs")
+    }
+
+    /// `glean-sync push FILES` in the background; its stdout lines arrive on the channel.
+    pub(crate) fn spawn_push(&self, files: &[PathBuf]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        use std::io::BufRead;
+        let mut child = self
+            .command(&["push"])
+            .args(files)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn push");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (child, rx)
+    }
+
     /// `glean-sync status --json`, parsed.
     pub(crate) fn status(&self) -> serde_json::Value {
         let out = self.run(&["status", "--json"]);
         assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("status prints JSON")
     }
+}
+
+/// Output bytes as text, for messages and matching.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asks a child process to shut down gracefully.
+pub(crate) fn sigterm(child: &std::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+}
+
+/// The graph file and batch file of a push line `saved GRAPH as export N (BATCH[, ...])`.
+pub(crate) fn saved_batch(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix("saved ")?;
+    let (graph, tail) = rest.split_once(" as export ")?;
+    let inside = tail.split_once(" (")?.1;
+    let batch = inside.split([',', ')']).next()?;
+    Some((graph.to_owned(), batch.to_owned()))
 }
 
 /// Writes `count` graph files of `nodes` nodes (and a chain of edges) each; graph `i` has `graph_id` `g<i>`.

@@ -18,15 +18,15 @@
 mod gate;
 mod reconcile;
 mod retry;
+mod save;
 mod stats;
 
 pub use retry::RetryPolicy;
 pub use stats::{Percentiles, StatsSnapshot};
 
-use crate::batch::{self, BatchContent, BatchDir, BatchFileError, Manifest, Predicates};
+use crate::batch::{BatchDir, BatchFileError, Predicates};
 use crate::config::{ExporterConfig, Mode};
-use crate::graph::Graph;
-use crate::ledger::{Export, ExportId, ExportState, Ledger, LedgerError, NewExport, Outcome};
+use crate::ledger::{Export, ExportId, ExportState, Ledger, LedgerError, Outcome};
 use crate::sink::{Sink, SinkError};
 use chrono::Utc;
 use serde::Serialize;
@@ -73,21 +73,29 @@ pub enum SaveState {
     Queued,
     /// Recorded; batch mode delivers nothing until `drain`.
     BatchMode,
+    /// Same content as the graph's last export: nothing written, nothing sent.
+    Unchanged,
 }
 
 /// The answer to a save.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SaveReceipt {
-    /// The export's id in the ledger.
+    /// The export's id in the ledger (for `unchanged`, the export that already carries the content).
     pub export_id: ExportId,
     /// What happened.
     pub state: SaveState,
-    /// The batch file's name in the export directory.
+    /// The batch file's name in the export directory (empty for `unchanged`).
     pub batch_file: String,
-    /// Node facts in the batch.
+    /// The graph's version under its key, if it has one.
+    pub graph_version: Option<i64>,
+    /// Node facts in the batch (only the new ones when the graph has a key).
     pub node_count: usize,
     /// Edge facts in the batch.
     pub edge_count: usize,
+    /// Nodes in the graph.
+    pub full_node_count: usize,
+    /// Edges in the graph.
+    pub full_edge_count: usize,
     /// Duplicate nodes dropped from the graph.
     pub duplicate_nodes: usize,
     /// Duplicate edges dropped from the graph.
@@ -119,6 +127,9 @@ pub struct Parts {
     pub config: ExporterConfig,
     /// This process's name as a ledger owner (claims and recovery).
     pub owner: String,
+    /// The Glean database exports are for (`NAME/INSTANCE`; empty when none is configured):
+    /// versions and known facts are tracked per database.
+    pub db: String,
 }
 
 struct Shared {
@@ -128,6 +139,7 @@ struct Shared {
     predicates: Predicates,
     config: ExporterConfig,
     owner: String,
+    db: String,
     /// Export ids waiting for a worker: hints only, the ledger is the truth.
     queue: mpsc::Sender<ExportId>,
     /// Ids in the queue or with a worker, so the sweeper does not queue them twice.
@@ -184,6 +196,7 @@ impl Exporter {
             predicates: parts.predicates,
             config: parts.config,
             owner: parts.owner,
+            db: parts.db,
             queue: tx,
             queued: Mutex::new(HashSet::new()),
             wake_sweeper: Notify::new(),
@@ -219,43 +232,6 @@ impl Exporter {
     /// The directory of batch files.
     pub fn batch_dir(&self) -> &std::path::Path {
         self.shared.batches.path()
-    }
-
-    /// Saves a graph: a durable batch file and a ledger row, then a queued id. Never waits on Glean.
-    pub async fn save(&self, graph: Graph) -> Result<SaveReceipt, SaveError> {
-        let shared = &self.shared;
-        if !shared.accepting.load(Ordering::SeqCst) {
-            return Err(SaveError::ShuttingDown);
-        }
-        let name = shared.batches.next_name();
-        let (new, graph) = write_batch(shared.clone(), name.clone(), graph).await?;
-        let id = match shared.ledger.insert(&new).await {
-            Ok(id) => id,
-            Err(e) => {
-                // Leave nothing half-done: a file without a row would be delivered by nobody.
-                let _ = std::fs::remove_file(shared.batches.path().join(&name));
-                return Err(e.into());
-            }
-        };
-        Stats::add(&shared.stats.total_exports, 1);
-        Stats::add(&shared.stats.duplicate_nodes, graph.duplicate_nodes as u64);
-        Stats::add(&shared.stats.duplicate_edges, graph.duplicate_edges as u64);
-        info!(export_id = id, file = %name, nodes = new.node_count, edges = new.edge_count, state = "pending", "export saved");
-        let state = if shared.sink.is_some() {
-            shared.enqueue(id);
-            SaveState::Queued
-        } else {
-            SaveState::BatchMode
-        };
-        Ok(SaveReceipt {
-            export_id: id,
-            state,
-            batch_file: name,
-            node_count: graph.nodes.len(),
-            edge_count: graph.edges.len(),
-            duplicate_nodes: graph.duplicate_nodes,
-            duplicate_edges: graph.duplicate_edges,
-        })
     }
 
     /// Statistics now.
@@ -342,43 +318,6 @@ impl Exporter {
         }
         ShutdownReport::TimedOut
     }
-}
-
-/// Encodes and writes the batch file off the async threads; returns the row to record.
-async fn write_batch(shared: Arc<Shared>, name: String, graph: Graph) -> Result<(NewExport, Graph), SaveError> {
-    tokio::task::spawn_blocking(move || {
-        let (node_hashes, edge_hashes) = batch::fact_hashes(&graph);
-        let content_hash = batch::content_hash(&node_hashes, &edge_hashes);
-        let manifest = Manifest {
-            exported_at: Utc::now(),
-            graph_key: graph.key(),
-            graph_version: None,
-            content_hash: Some(content_hash.clone()),
-            project_id: graph.project_id.clone(),
-            system_id: graph.system_id.clone(),
-            full_node_count: Some(graph.nodes.len() as u64),
-            full_edge_count: Some(graph.edges.len() as u64),
-        };
-        let content = BatchContent {
-            predicates: &shared.predicates,
-            nodes: graph.nodes.iter().collect(),
-            edges: graph.edges.iter().collect(),
-            manifest,
-        };
-        let bytes = shared.batches.write(&name, &content)?;
-        let new = NewExport {
-            batch_file: name,
-            graph_key: graph.key(),
-            graph_version: None,
-            content_hash: Some(content_hash),
-            node_count: graph.nodes.len() as i64,
-            edge_count: graph.edges.len() as i64,
-            bytes: bytes as i64,
-        };
-        Ok((new, graph))
-    })
-    .await
-    .map_err(|e| SaveError::Internal(e.to_string()))?
 }
 
 impl Shared {

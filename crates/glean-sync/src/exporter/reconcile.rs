@@ -38,7 +38,7 @@ pub(super) async fn export_dir(shared: &Shared) -> Result<(), LedgerError> {
             continue;
         }
         let path = dir.join(&name);
-        let export = describe(&path, &name);
+        let export = describe(&path, &name, &shared.db);
         let id = shared.ledger.insert(&export).await?;
         info!(export_id = id, file = %name, state = "pending", "adopted a batch file saved just before a crash (its save was never acknowledged)");
     }
@@ -77,12 +77,13 @@ fn ulid_time(name: &str) -> Option<u64> {
 }
 
 /// The ledger row of an adopted file, from its manifest (the last fact in the file).
-fn describe(path: &Path, name: &str) -> NewExport {
+fn describe(path: &Path, name: &str, db: &str) -> NewExport {
     let bytes = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
     let manifest = manifest_key(path).unwrap_or(Value::Null);
     let text = |k: &str| manifest[k].as_str().map(str::to_owned);
     let num = |k: &str| manifest[k].as_i64();
     NewExport {
+        db: db.to_owned(),
         batch_file: name.to_owned(),
         graph_key: text("graph_key"),
         graph_version: num("graph_version"),
@@ -90,6 +91,8 @@ fn describe(path: &Path, name: &str) -> NewExport {
         node_count: num("node_count").unwrap_or(0),
         edge_count: num("edge_count").unwrap_or(0),
         bytes,
+        // Which of its facts the database lacked is not recorded; they are not tracked.
+        facts: Vec::new(),
     }
 }
 

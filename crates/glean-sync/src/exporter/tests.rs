@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::ExporterConfig;
+use crate::graph::Graph;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::sink::local::{LocalSink, LocalSinkConfig};
 use crate::test_support::TEST_DB;
@@ -39,6 +40,7 @@ async fn exporter(dir: &Path, realtime: bool, queue_capacity: usize) -> Exporter
         predicates: Predicates::new("agenticAiETH.ETL"),
         config: config(queue_capacity),
         owner: "test".into(),
+        db: TEST_DB.into(),
     })
     .await
     .expect("exporter starts")

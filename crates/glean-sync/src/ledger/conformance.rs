@@ -56,6 +56,8 @@ macro_rules! ledger_conformance {
             counts_per_state_and_oldest_unfinished,
             rows_survive_reopening,
             rows_by_file_and_newest,
+            versions_count_up_and_unchanged_content_is_recognised,
+            facts_become_known_when_ingested,
             large_ledger_still_claims,
         );
     };

@@ -36,6 +36,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod conformance;
 
+pub use crate::batch::FactHash;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -91,6 +92,8 @@ impl fmt::Display for ExportState {
 /// What a new export row records.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewExport {
+    /// The Glean database (`NAME/INSTANCE`) the export is for; empty when none is configured.
+    pub db: String,
     /// The batch file's name inside the export directory.
     pub batch_file: String,
     /// The graph's identity (`graph_id`, else `project_id/system_id`), if it has one.
@@ -105,6 +108,26 @@ pub struct NewExport {
     pub edge_count: i64,
     /// Size of the batch file in bytes.
     pub bytes: i64,
+    /// Hashes of the Node and Edge facts in the batch that `db` is not known to
+    /// hold; they become known when the export is ingested (deltas).
+    pub facts: Vec<FactHash>,
+}
+
+/// What `begin_version` found for a graph about to be saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSlot {
+    /// Same content as the graph's last export (not dead): nothing to write.
+    Unchanged {
+        /// That export.
+        export_id: ExportId,
+        /// Its version.
+        version: i64,
+    },
+    /// New content: this version is reserved for the save.
+    New {
+        /// The version to write (the previous one plus one; 1 for a new graph).
+        version: i64,
+    },
 }
 
 /// One export row.
@@ -229,8 +252,17 @@ pub enum LedgerError {
 /// The durable record of exports. Every method commits before it returns.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + 'static {
-    /// Records a new `pending` export and returns its id.
+    /// Records a new `pending` export and returns its id; it also becomes its
+    /// graph's latest export if it carries that graph's latest reserved version.
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError>;
+
+    /// Compares a graph's content with its latest version for `db`, and unless
+    /// it is unchanged (and that export not dead), reserves the next version.
+    /// A reserved version whose save fails is simply skipped.
+    async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError>;
+
+    /// For each hash, whether `db` is known to hold that fact (an export carrying it was ingested).
+    async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError>;
 
     /// Records several new `pending` exports in one commit, all or none, and
     /// returns their ids in the order given (growing). A directory scan
@@ -250,6 +282,7 @@ pub trait Ledger: Send + Sync + 'static {
     async fn ready(&self, limit: usize) -> Result<Vec<ExportId>, LedgerError>;
 
     /// Ends an attempt on `ids` (rows `owner` holds in flight); other rows are left alone.
+    /// On `Ingested`, the rows' facts become known for their database.
     /// `Ingested` sets `ingested_at`; `Retry` makes the row `failed` until `retry_at` and
     /// `Dead` makes it `dead`, both recording the error; `Released` puts it back to
     /// `pending` and takes back the attempt `claim` counted. The owner's hold ends in

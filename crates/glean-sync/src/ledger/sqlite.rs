@@ -65,7 +65,7 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use super::{Export, ExportId, ExportState, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts};
+use super::{Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, VersionSlot};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
 use sqlx::Sqlite;
 use sqlx::migrate::Migrator;
@@ -115,7 +115,7 @@ impl SqliteLedger {
             .connect_with(writer_options)
             .await
             .map_err(|e| location(path, &e))?;
-        MIGRATOR.run(&writer).await?;
+        migrate(path, &writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
@@ -135,6 +135,22 @@ impl SqliteLedger {
         self.readers.close().await;
         self.writer.close().await;
     }
+}
+
+/// Runs the migrations under a file lock: two processes opening a new ledger at
+/// once (a server and `status`, say) would otherwise both run the first one.
+async fn migrate(path: &Path, writer: &SqlitePool) -> Result<(), LedgerError> {
+    let lock_path = path.with_extension("sqlite-migrate-lock");
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))
+    })
+    .await
+    .map_err(|e| location(path, &e))?
+    .map_err(|e| location(path, &e))?;
+    let result = MIGRATOR.run(writer).await;
+    drop(lock);
+    Ok(result?)
 }
 
 /// Creates the directory the ledger file goes in.
@@ -170,10 +186,45 @@ impl Ledger for SqliteLedger {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(exports.len());
         for export in exports {
-            ids.push(insert_query(export, now).fetch_one(&mut *tx).await?);
+            let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
+            if !export.facts.is_empty() {
+                sqlx::query(sql::INSERT_EXPORT_FACTS).bind(id).bind(hashes_json(&export.facts)).execute(&mut *tx).await?;
+            }
+            if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
+                sqlx::query(sql::LINK_GRAPH).bind(id).bind(&export.db).bind(key).bind(version).execute(&mut *tx).await?;
+            }
+            ids.push(id);
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let latest: Option<(i64, String, Option<i64>, Option<String>)> =
+            sqlx::query_as(sql::GRAPH_LATEST).bind(db).bind(graph_key).fetch_optional(&mut *tx).await?;
+        let slot = match latest {
+            Some((version, hash, Some(export_id), Some(state))) if hash == content_hash && state != ExportState::Dead.as_str() => {
+                VersionSlot::Unchanged { export_id, version }
+            }
+            latest => {
+                let version = latest.map_or(1, |(v, ..)| v + 1);
+                sqlx::query(sql::GRAPH_RESERVE).bind(db).bind(graph_key).bind(version).bind(content_hash).execute(&mut *tx).await?;
+                VersionSlot::New { version }
+            }
+        };
+        tx.commit().await?;
+        Ok(slot)
+    }
+
+    async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in hashes.chunks(KNOWN_FACTS_CHUNK) {
+            let rows: Vec<String> =
+                sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
+            known.extend(rows.into_iter().map(|h| h.to_ascii_lowercase()));
+        }
+        Ok(hashes.iter().map(|h| known.contains(&hex(h))).collect())
     }
 
     async fn claim(
@@ -215,7 +266,8 @@ impl Ledger for SqliteLedger {
         if ids.is_empty() {
             return Ok(());
         }
-        let held = |statement: &'static str| sqlx::query(statement).bind(ids_json(ids)).bind(owner).bind(now());
+        let ids_json = ids_json(ids);
+        let held = |statement: &'static str| sqlx::query(statement).bind(ids_json.clone()).bind(owner).bind(now());
         let query = match outcome {
             Outcome::Ingested => held(sql::FINISH_INGESTED),
             Outcome::Retry { error, retry_at } => held(sql::FINISH_RETRY).bind(millis(*retry_at)).bind(error.as_str()),
@@ -223,7 +275,14 @@ impl Ledger for SqliteLedger {
             Outcome::Released => held(sql::FINISH_RELEASED),
             Outcome::Postponed { error } => held(sql::FINISH_POSTPONED).bind(error.as_str()),
         };
-        query.execute(&self.writer).await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        query.execute(&mut *tx).await?;
+        if *outcome == Outcome::Ingested {
+            // What Glean now holds is known for the database, so later deltas leave it out.
+            sqlx::query(sql::LEARN_FACTS).bind(ids_json.clone()).execute(&mut *tx).await?;
+            sqlx::query(sql::FORGET_EXPORT_FACTS).bind(ids_json).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -287,6 +346,30 @@ fn insert_query(export: &NewExport, now: i64) -> QueryScalar<'_, Sqlite, ExportI
         .bind(export.edge_count)
         .bind(export.bytes)
         .bind(now)
+        .bind(export.db.as_str())
+}
+
+/// Hashes per `known_facts` query: bounded statements, whatever the graph's size.
+const KNOWN_FACTS_CHUNK: usize = 10_000;
+
+fn hex(h: &FactHash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashes as a JSON array of hex strings (read back with `unhex`).
+fn hashes_json(hashes: &[FactHash]) -> String {
+    let mut out = String::with_capacity(hashes.len() * 35 + 2);
+    out.push('[');
+    for (i, h) in hashes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(&hex(h));
+        out.push('"');
+    }
+    out.push(']');
+    out
 }
 
 /// The states `replay` acts on among those selected (all of them when none are).

@@ -1,44 +1,13 @@
 //! Delivery under faults: random failures and hangs, poison batches, outages,
 //! a full disk, kills at random, shutdown during hangs and backoff.
 
-use crate::test_support::{SyncEnv, Wrapper, graph_files, recorded_argvs};
+use crate::test_support::{SyncEnv, Wrapper, graph_files, recorded_argvs, saved_batch, sigterm, text};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn push_args(files: &[PathBuf]) -> Vec<String> {
-    std::iter::once("push".to_owned()).chain(files.iter().map(|f| f.to_string_lossy().into_owned())).collect()
-}
-
-/// `glean-sync push FILES` in the background; stdout lines arrive on the channel.
-fn spawn_push(env: &SyncEnv, files: &[PathBuf]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = env.command(&[]).args(push_args(files)).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn push");
-    let out = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// The batch file of a `saved FILE as export N (BATCH)` line.
-fn saved_batch(line: &str) -> Option<(String, String)> {
-    let rest = line.strip_prefix("saved ")?;
-    let (graph, tail) = rest.split_once(" as export ")?;
-    let batch = tail.rsplit_once(" (")?.1.strip_suffix(')')?;
-    Some((graph.to_owned(), batch.to_owned()))
-}
 
 /// Kills the process if it is still running after `limit` (dropping the guard disarms it).
 fn kill_after(child: &Child, limit: Duration) -> mpsc::Sender<()> {
@@ -50,10 +19,6 @@ fn kill_after(child: &Child, limit: Duration) -> mpsc::Sender<()> {
         }
     });
     disarm
-}
-
-fn sigterm(child: &Child) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
 }
 
 /// The resident set of a process, in KiB.
@@ -87,7 +52,7 @@ fn random_failures_and_hangs_end_with_every_save_ingested_once() {
         .with("GLEAN_MAX_ATTEMPTS", "60")
         .with("GLEAN_REALTIME_WORKERS", "4");
     let files = graph_files(&env.path("graphs"), 2000, 2);
-    let out = env.command(&[]).args(push_args(&files)).output().expect("push");
+    let out = env.push(&files);
     assert!(out.status.success(), "push: {}", text(&out.stderr));
     let manifests = env.manifest_files();
     assert_eq!(manifests.len(), 2000);
@@ -111,7 +76,7 @@ fn a_poisoned_batch_among_50_good_ones_dies_alone_and_can_be_replayed() {
     for sink in ["cli", "local"] {
         let env = SyncEnv::new().with("GLEAN_SINK", sink).with("GLEAN_WRITE_MAX_FILES", "64");
         let files = graph_files(&env.path("graphs"), 51, 2);
-        let out = env.clone_with("GLEAN_REALTIME_ENABLE", "false").command(&[]).args(push_args(&files)).output().expect("push");
+        let out = env.clone_with("GLEAN_REALTIME_ENABLE", "false").push(&files);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let batches: Vec<String> = text(&out.stdout).lines().filter_map(saved_batch).map(|(_, b)| b).collect();
         let victim = env.export_dir().join(&batches[25]);
@@ -145,7 +110,7 @@ fn an_outage_keeps_memory_flat_and_the_backlog_drains_oldest_first() {
     let glean = Wrapper::default().only_for("write").down_while(&down).write(env.dir.path(), "outage-glean");
     let env = env.with("GLEAN_BIN", &glean.to_string_lossy()).with("GLEAN_RETRY_BASE_MS", "100").with("GLEAN_RETRY_MAX_MS", "400");
     let files = graph_files(&env.path("graphs"), 1500, 20);
-    let (mut child, rx) = spawn_push(&env, &files);
+    let (mut child, rx) = env.spawn_push(&files);
     let pid = child.id();
     let mut saved = 0;
     let mut idle = None;
@@ -223,7 +188,7 @@ fn a_full_disk_fails_saves_cleanly_and_they_work_again_when_space_returns() {
     std::fs::write(&filler, vec![0u8; (free as usize).saturating_sub(160 * 1024)]).expect("filler");
 
     // One running push: saves fail while the disk is full; space returns at the first failure.
-    let mut child = env.command(&[]).args(push_args(&graphs)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("push");
+    let mut child = env.command(&["push"]).args(&graphs).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("push");
     let watchdog = kill_after(&child, Duration::from_secs(120));
     let stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let stdout = child.stdout.take().expect("stdout");
@@ -260,17 +225,17 @@ fn a_full_disk_fails_saves_cleanly_and_they_work_again_when_space_returns() {
 /// Without mount: the export directory disappears (replaced by a file), then comes back.
 fn unwritable_export_dir(env: &SyncEnv, graphs: &[PathBuf]) {
     let dir = env.export_dir();
-    let out = env.command(&[]).args(push_args(&graphs[..1])).output().expect("push");
+    let out = env.push(&graphs[..1]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let kept = env.path("exports-kept");
     std::fs::rename(&dir, &kept).expect("move the export dir away");
     std::fs::write(&dir, "not a directory").expect("a file in its place");
-    let out = env.command(&[]).args(push_args(&graphs[1..3])).output().expect("push");
+    let out = env.push(&graphs[1..3]);
     assert!(!out.status.success(), "saves fail");
     assert!(text(&out.stderr).contains("GLEAN_EXPORT_DIR") || text(&out.stderr).contains("cannot write batch file"), "{}", text(&out.stderr));
     std::fs::remove_file(&dir).expect("remove the file");
     std::fs::rename(&kept, &dir).expect("the directory returns");
-    let out = env.command(&[]).args(push_args(&graphs[3..5])).output().expect("push");
+    let out = env.push(&graphs[3..5]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
@@ -289,7 +254,7 @@ fn chaos_kill_9_at_random_loses_nothing() {
     let started = Instant::now();
     for round in 0..kills {
         let remaining: Vec<PathBuf> = files.iter().filter(|f| !acked_graphs.contains(&*f.to_string_lossy())).cloned().collect();
-        let (mut child, rx) = spawn_push(&env, &remaining);
+        let (mut child, rx) = env.spawn_push(&remaining);
         // Let it run for a random share of the remaining saves, then kill it.
         let target = acked.len() + (remaining.len() / (kills - round + 1)).max(1) * (50 + rand::random_range(0..50)) / 100;
         while acked.len() < target {
@@ -314,7 +279,7 @@ fn chaos_kill_9_at_random_loses_nothing() {
     }
     let remaining: Vec<PathBuf> = files.iter().filter(|f| !acked_graphs.contains(&*f.to_string_lossy())).cloned().collect();
     if !remaining.is_empty() {
-        let out = env.command(&[]).args(push_args(&remaining)).output().expect("final push");
+        let out = env.push(&remaining);
         assert!(out.status.success(), "{}", text(&out.stderr));
         acked.extend(text(&out.stdout).lines().filter_map(saved_batch).map(|(_, b)| b));
     }
@@ -350,7 +315,7 @@ fn shutdown_during_a_hung_write_ends_within_the_timeout_and_keeps_the_export() {
         .with("GLEAN_WRITE_TIMEOUT_SECS", "600")
         .with("GLEAN_SHUTDOWN_TIMEOUT_SECS", "2");
     let files = graph_files(&env.path("graphs"), 1, 2);
-    let (mut child, _rx) = spawn_push(&env, &files);
+    let (mut child, _rx) = env.spawn_push(&files);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !pids.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -375,7 +340,7 @@ fn shutdown_during_backoff_is_immediate() {
     let failing = Wrapper::default().only_for("write").stderr("injected failure").exit(1).write(env.dir.path(), "failing-glean");
     let env = env.with("GLEAN_BIN", &failing.to_string_lossy()).with("GLEAN_RETRY_BASE_MS", "60000").with("GLEAN_RETRY_MAX_MS", "60000");
     let files = graph_files(&env.path("graphs"), 1, 2);
-    let (mut child, _rx) = spawn_push(&env, &files);
+    let (mut child, _rx) = env.spawn_push(&files);
     let deadline = Instant::now() + Duration::from_secs(20);
     while env.status()["counts"]["failed"] != 1 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -5,4 +5,5 @@
 mod test_support;
 
 mod faults;
+mod incremental;
 mod realtime;

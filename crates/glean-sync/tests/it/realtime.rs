@@ -1,51 +1,13 @@
 //! The synchronizer end to end: bursts, kills, hangs, batch mode, shutdown, configuration errors.
 
-use crate::test_support::{SyncEnv, Wrapper, graph_files, read_pids, process_state, recorded_argvs};
+use crate::test_support::{SyncEnv, Wrapper, graph_files, process_state, read_pids, recorded_argvs, saved_batch, sigterm, text};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn args_of(files: &[std::path::PathBuf]) -> Vec<String> {
-    files.iter().map(|f| f.to_string_lossy().into_owned()).collect()
-}
-
-fn push(env: &SyncEnv, files: &[std::path::PathBuf]) -> std::process::Output {
-    let mut args = vec!["push".to_owned()];
-    args.extend(args_of(files));
-    env.command(&[]).args(&args).output().expect("push runs")
-}
-
-/// Batch files named in `saved ... as export N (FILE)` lines.
+/// Batch files named in push's `saved ...` lines.
 fn saved_files(lines: &str) -> BTreeSet<String> {
-    lines
-        .lines()
-        .filter_map(|l| l.strip_prefix("saved ")?.rsplit_once(" (")?.1.strip_suffix(')').map(str::to_owned))
-        .collect()
-}
-
-/// Starts `glean-sync push`, with stdout lines arriving on a channel.
-fn spawn_push(env: &SyncEnv, files: &[std::path::PathBuf]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = env.command(&["push"]).args(args_of(files)).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn push");
-    let out = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (child, rx)
+    lines.lines().filter_map(saved_batch).map(|(_, batch)| batch).collect()
 }
 
 /// Collects lines until `enough` of them are saves (or the deadline passes).
@@ -68,11 +30,11 @@ fn a_burst_of_1000_saves_is_ingested_exactly_once() {
     let wrapper = Wrapper::default().log_argv(&log).write(env.dir.path(), "glean");
     let env = env.with("GLEAN_BIN", &wrapper.to_string_lossy());
     let files = graph_files(&env.path("graphs"), 1000, 5);
-    let out = push(&env, &files);
-    assert!(out.status.success(), "push failed: {}", stderr(&out));
-    assert!(stdout(&out).contains("1000 of 1000 graph(s) ingested into etl/0"), "{}", stdout(&out));
+    let out = env.push(&files);
+    assert!(out.status.success(), "push failed: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1000 of 1000 graph(s) ingested into etl/0"), "{}", text(&out.stdout));
 
-    let saved = saved_files(&stdout(&out));
+    let saved = saved_files(&text(&out.stdout));
     assert_eq!(saved.len(), 1000, "every save got its own batch file");
     let manifests: BTreeSet<String> = env.manifest_files().into_iter().collect();
     assert_eq!(manifests, saved, "one manifest per saved graph in the catalog");
@@ -99,7 +61,7 @@ fn every_acknowledged_save_survives_kill_9() {
     let env = SyncEnv::new();
     let slow = Wrapper::default().only_for("write").delay(Duration::from_millis(300)).write(env.dir.path(), "slow-glean");
     let files = graph_files(&env.path("graphs"), 400, 3);
-    let (mut child, rx) = spawn_push(&env.clone_with("GLEAN_BIN", &slow.to_string_lossy()), &files);
+    let (mut child, rx) = env.clone_with("GLEAN_BIN", &slow.to_string_lossy()).spawn_push(&files);
     let mut lines = wait_for_saves(&rx, 150);
     child.kill().expect("SIGKILL push");
     child.wait().expect("reap push");
@@ -111,7 +73,7 @@ fn every_acknowledged_save_survives_kill_9() {
     assert!(acknowledged.len() >= 150, "the burst was killed in the middle");
 
     let out = env.run(&["drain"]);
-    assert!(out.status.success(), "drain: {}", stderr(&out));
+    assert!(out.status.success(), "drain: {}", text(&out.stderr));
     let manifests: BTreeSet<String> = env.manifest_files().into_iter().collect();
     let lost: Vec<_> = acknowledged.difference(&manifests).collect();
     assert!(lost.is_empty(), "acknowledged saves lost after kill -9: {lost:?}");
@@ -129,7 +91,7 @@ fn a_hanging_glean_is_killed_with_its_child_and_the_export_recorded() {
         .with("GLEAN_MAX_ATTEMPTS", "1");
     let files = graph_files(&env.path("graphs"), 1, 2);
     let started = Instant::now();
-    let out = push(&env, &files);
+    let out = env.push(&files);
     assert!(!out.status.success(), "a killed write is a failure");
     assert!(started.elapsed() < Duration::from_secs(20), "the hang was cut short");
     let (wrapper_pid, child_pid) = read_pids(&pids);
@@ -149,9 +111,9 @@ fn batch_mode_writes_files_and_never_runs_glean() {
     let spy = Wrapper::default().log_argv(&log).write(env.dir.path(), "spy-glean");
     let batch = env.clone_with("GLEAN_BIN", &spy.to_string_lossy()).with("GLEAN_REALTIME_ENABLE", "false");
     let files = graph_files(&env.path("graphs"), 5, 2);
-    let out = push(&batch, &files);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("batch mode"), "{}", stdout(&out));
+    let out = batch.push(&files);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("batch mode"), "{}", text(&out.stdout));
     assert!(!log.exists(), "glean must not run in batch mode");
     let batch_files = std::fs::read_dir(env.export_dir()).expect("export dir").filter(|e| {
         e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("graph_"))
@@ -161,7 +123,7 @@ fn batch_mode_writes_files_and_never_runs_glean() {
 
     // Later, drain delivers the backlog.
     let out = env.run(&["drain"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(env.manifest_files().len(), 5);
 }
 
@@ -171,11 +133,11 @@ fn shutdown_lets_writes_in_flight_finish_and_leaves_the_rest_pending() {
     let slow = Wrapper::default().only_for("write").delay(Duration::from_secs(2)).write(env.dir.path(), "slow-glean");
     let slow_env = env.clone_with("GLEAN_BIN", &slow.to_string_lossy()).with("GLEAN_WRITE_MAX_FILES", "1");
     let files = graph_files(&env.path("graphs"), 20, 2);
-    let (mut child, rx) = spawn_push(&slow_env, &files);
+    let (mut child, rx) = slow_env.spawn_push(&files);
     let lines = wait_for_saves(&rx, 20);
     assert_eq!(saved_files(&lines).len(), 20);
     std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    sigterm(&child);
     let status = child.wait().expect("push exits");
     assert_eq!(status.code(), Some(130), "interrupted push says so");
     let ingested = env.manifest_files().len();
@@ -184,7 +146,7 @@ fn shutdown_lets_writes_in_flight_finish_and_leaves_the_rest_pending() {
     assert_eq!(env.status()["counts"]["in_flight"], 0, "nothing is left claimed");
 
     let out = env.run(&["drain"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(env.manifest_files().len(), 20);
 }
 
@@ -202,20 +164,20 @@ fn configuration_errors_name_the_variable() {
     for (var, value) in cases {
         let out = env.clone_with(var, value).run(&["status"]);
         assert!(!out.status.success(), "{var}={value} accepted");
-        assert!(stderr(&out).contains(var), "{var}={value}: {}", stderr(&out));
+        assert!(text(&out.stderr).contains(var), "{var}={value}: {}", text(&out.stderr));
     }
     let out = env.command(&["status"]).env_remove("GLEAN_DB_NAME").output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("GLEAN_DB_NAME is required when GLEAN_REALTIME_ENABLE=true"), "{}", stderr(&out));
+    assert!(text(&out.stderr).contains("GLEAN_DB_NAME is required when GLEAN_REALTIME_ENABLE=true"), "{}", text(&out.stderr));
     let out = env.clone_with("GLEAN_PREDICATE_PREFIX", "acme.Lineage").run(&["status"]);
-    assert!(stderr(&out).contains("glean-sync schema --prefix acme.Lineage"), "{}", stderr(&out));
+    assert!(text(&out.stderr).contains("glean-sync schema --prefix acme.Lineage"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn auto_sink_falls_back_to_the_embedded_catalog() {
     let env = SyncEnv::new().with("GLEAN_SINK", "auto").with("GLEAN_BIN", "/nonexistent/glean");
     let files = graph_files(&env.path("graphs"), 3, 2);
-    let out = push(&env, &files);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.push(&files);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(env.manifest_files().len(), 3, "written through the local sink");
 }

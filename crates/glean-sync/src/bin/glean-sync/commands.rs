@@ -5,6 +5,7 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use glean_sync::app::{self, App};
 use glean_sync::config::{Config, Mode, Settings, schema_for_prefix};
+use glean_sync::exporter::SaveState;
 use glean_sync::graph::Graph;
 use glean_sync::ledger::{ExportState, Selection};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -94,8 +95,23 @@ async fn push(config: Config, files: &[PathBuf], stop: CancellationToken) -> any
             Err(e) => Err(e),
         };
         match receipt {
+            Ok(r) if r.state == SaveState::Unchanged => {
+                println!(
+                    "unchanged {}: same content as export {} (version {}); nothing to send",
+                    file.display(),
+                    r.export_id,
+                    r.graph_version.unwrap_or_default()
+                );
+                saved.push((r.export_id, file));
+            }
             Ok(r) => {
-                println!("saved {} as export {} ({})", file.display(), r.export_id, r.batch_file);
+                let version = r.graph_version.map(|v| format!(", version {v}")).unwrap_or_default();
+                let delta = if r.node_count + r.edge_count < r.full_node_count + r.full_edge_count {
+                    format!(", {} of {} facts new", r.node_count + r.edge_count, r.full_node_count + r.full_edge_count)
+                } else {
+                    String::new()
+                };
+                println!("saved {} as export {} ({}{version}{delta})", file.display(), r.export_id, r.batch_file);
                 saved.push((r.export_id, file));
             }
             Err(e) => {

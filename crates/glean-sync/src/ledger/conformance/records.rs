@@ -2,7 +2,7 @@
 //! they outlive the handle that wrote them.
 
 use super::{Backend, insert_keyless, keyless, now_ms, row, versioned};
-use crate::ledger::{ExportState, Outcome, Selection};
+use crate::ledger::{ExportState, NewExport, Outcome, Selection};
 use chrono::Duration as TimeDelta;
 use std::time::Duration;
 
@@ -129,4 +129,44 @@ pub(crate) async fn rows_by_file_and_newest(backend: &dyn Backend) {
     assert_eq!(second.id, ids[1]);
     assert!(ledger.by_file("nope.json").await.expect("by_file").is_none());
     assert_eq!(ledger.newest().await.expect("newest").map(|e| e.id), Some(ids[2]));
+}
+
+/// Versions count up per graph and database, and a re-save of the latest content
+/// is recognised, unless that export died or its save never finished.
+pub(crate) async fn versions_count_up_and_unchanged_content_is_recognised(backend: &dyn Backend) {
+    use crate::ledger::VersionSlot::{New, Unchanged};
+    let ledger = backend.open().await;
+    assert_eq!(ledger.begin_version("db1", "g", "h1").await.expect("begin"), New { version: 1 });
+    // Version 1's save never finished (no row): the same content is written again.
+    assert_eq!(ledger.begin_version("db1", "g", "h1").await.expect("begin"), New { version: 2 });
+    let v2 = NewExport { db: "db1".into(), graph_version: Some(2), ..super::versioned("g", 2) };
+    let id = ledger.insert(&v2).await.expect("insert");
+    assert_eq!(ledger.begin_version("db1", "g", "h1").await.expect("begin"), Unchanged { export_id: id, version: 2 });
+    assert_eq!(ledger.begin_version("db2", "g", "h1").await.expect("begin"), New { version: 1 }, "another database starts from nothing");
+    assert_eq!(ledger.begin_version("db1", "g", "h2").await.expect("begin"), New { version: 3 });
+    let v3 = NewExport { db: "db1".into(), ..super::versioned("g", 3) };
+    let id3 = ledger.insert(&v3).await.expect("insert");
+    // v2 must end before v3 may be claimed.
+    ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
+    ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
+    assert_eq!(ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim").len(), 1);
+    ledger.finish(&[id3], "w", &Outcome::Dead { error: "rejected".into() }).await.expect("finish");
+    assert_eq!(ledger.begin_version("db1", "g", "h2").await.expect("begin"), New { version: 4 }, "a dead export was never exported");
+}
+
+/// Facts become known for a database when an export carrying them is ingested, not before.
+pub(crate) async fn facts_become_known_when_ingested(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+    assert_eq!(ledger.known_facts("db1", &[a, b]).await.expect("known"), [false, false]);
+    let first = ledger.insert(&NewExport { db: "db1".into(), facts: vec![a, b], ..super::keyless(1) }).await.expect("insert");
+    let second = ledger.insert(&NewExport { db: "db1".into(), facts: vec![c], ..super::keyless(2) }).await.expect("insert");
+    assert_eq!(ledger.known_facts("db1", &[a]).await.expect("known"), [false], "pending exports teach nothing");
+    ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
+    ledger.finish(&[first], "w", &Outcome::Ingested).await.expect("finish");
+    ledger.finish(&[second], "w", &Outcome::Dead { error: "x".into() }).await.expect("finish");
+    assert_eq!(ledger.known_facts("db1", &[a, b, c]).await.expect("known"), [true, true, false]);
+    assert_eq!(ledger.known_facts("db2", &[a]).await.expect("known"), [false], "per database");
+    let many: Vec<[u8; 16]> = (0..25_000u32).map(|i| { let mut h = [0u8; 16]; h[..4].copy_from_slice(&i.to_le_bytes()); h[15] = 9; h }).collect();
+    assert!(ledger.known_facts("db1", &many).await.expect("known").iter().all(|k| !k), "large lookups are chunked");
 }

@@ -91,12 +91,50 @@ pub(super) const CLAIM_ALL: &str = concat!(take!(), "(", ready_all!(), ") RETURN
 pub(super) const CLAIM_AMONG: &str = concat!(take!(), "(", ready_among!(), ") RETURNING ", columns!());
 
 /// A new pending row. Binds: batch_file, graph_key, graph_version, content_hash,
-/// node_count, edge_count, bytes, now.
+/// node_count, edge_count, bytes, now, db.
 pub(super) const INSERT: &str = "
     INSERT INTO exports (state, batch_file, graph_key, graph_version, content_hash,
-                         node_count, edge_count, bytes, attempts, created_at, updated_at)
-    VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8)
+                         node_count, edge_count, bytes, attempts, created_at, updated_at, db)
+    VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?9)
     RETURNING id";
+
+/// The facts a new export carries. Binds: export id, hashes (JSON array of hex).
+pub(super) const INSERT_EXPORT_FACTS: &str = "
+    INSERT OR IGNORE INTO export_facts (export_id, hash)
+    SELECT ?1, unhex(value) FROM json_each(?2)";
+
+/// A new export becomes its graph's latest when it carries the reserved version.
+/// Binds: export id, db, graph_key, version.
+pub(super) const LINK_GRAPH: &str = "
+    UPDATE graphs SET export_id = ?1 WHERE db = ?2 AND graph_key = ?3 AND version = ?4";
+
+/// A graph's latest version, and the state of its export. Binds: db, graph_key.
+pub(super) const GRAPH_LATEST: &str = "
+    SELECT g.version, g.content_hash, g.export_id, e.state
+    FROM graphs AS g LEFT JOIN exports AS e ON e.id = g.export_id
+    WHERE g.db = ?1 AND g.graph_key = ?2";
+
+/// Reserves a graph's next version for new content. Binds: db, graph_key, version, content_hash.
+pub(super) const GRAPH_RESERVE: &str = "
+    INSERT INTO graphs (db, graph_key, version, content_hash, export_id) VALUES (?1, ?2, ?3, ?4, NULL)
+    ON CONFLICT (db, graph_key) DO UPDATE SET version = excluded.version,
+        content_hash = excluded.content_hash, export_id = NULL";
+
+/// Which of some hashes a database holds. Binds: db, hashes (JSON array of hex).
+pub(super) const KNOWN_FACTS: &str = "
+    SELECT hex(hash) FROM known_facts
+    WHERE db = ?1 AND hash IN (SELECT unhex(value) FROM json_each(?2))";
+
+/// Ingested exports' facts become known for their database. Binds: ids (JSON).
+pub(super) const LEARN_FACTS: &str = "
+    INSERT OR IGNORE INTO known_facts (db, hash)
+    SELECT e.db, f.hash FROM export_facts AS f JOIN exports AS e ON e.id = f.export_id
+    WHERE f.export_id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested'";
+
+/// Facts of ingested exports are no longer needed per export. Binds: ids (JSON).
+pub(super) const FORGET_EXPORT_FACTS: &str = "
+    DELETE FROM export_facts WHERE export_id IN (
+        SELECT e.id FROM exports AS e WHERE e.id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested')";
 
 /// The columns of `Export`, for statements built elsewhere.
 pub(super) const COLUMNS: &str = columns!();

@@ -85,3 +85,18 @@ async fn unusable_location_names_the_path() {
     assert!(matches!(err, LedgerError::Location { .. }), "{err:?}");
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_a_new_ledger_from_several_places_at_once_migrates_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state/ledger.sqlite");
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteLedger::open(&path).await.map(|_| ()) })
+        })
+        .collect();
+    for open in opens {
+        open.await.expect("task").expect("every open succeeds");
+    }
+}

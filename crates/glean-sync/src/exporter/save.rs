@@ -1,0 +1,171 @@
+//! The save path: a graph in, a durable batch file and a ledger row out.
+//!
+//! Never waits on Glean. For a graph with a key, the ledger first says
+//! whether its content is unchanged since its last export to this database
+//! (then nothing is written or sent) and which of its facts the database is
+//! already known to hold (those are left out: the batch is a delta). The
+//! file is written before the row; a row that cannot be written takes its
+//! file with it, so a failed save leaves nothing behind.
+
+use super::{Exporter, SaveError, SaveReceipt, SaveState, Shared, Stats};
+use crate::batch::{self, BatchContent, FactHash, Manifest};
+use crate::graph::Graph;
+use crate::ledger::{ExportId, NewExport, VersionSlot};
+use chrono::Utc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tracing::info;
+
+/// A graph with the hashes that identify its facts and content.
+struct Hashed {
+    graph: Graph,
+    nodes: Vec<FactHash>,
+    edges: Vec<FactHash>,
+    content_hash: String,
+}
+
+/// Which facts go into the batch.
+struct Selection {
+    /// Per node, per edge: whether the database already holds it.
+    known_nodes: Vec<bool>,
+    known_edges: Vec<bool>,
+    /// Whether the batch's facts are tracked (graphs with a key).
+    track: bool,
+}
+
+impl Exporter {
+    /// Saves a graph: a durable batch file and a ledger row, then a queued id. Never waits on Glean.
+    pub async fn save(&self, graph: Graph) -> Result<SaveReceipt, SaveError> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::SeqCst) {
+            return Err(SaveError::ShuttingDown);
+        }
+        let hashed = blocking(move || Ok(hash(graph))).await?;
+        let key = hashed.graph.key();
+        let version = match &key {
+            None => None,
+            Some(k) => match shared.ledger.begin_version(&shared.db, k, &hashed.content_hash).await? {
+                VersionSlot::Unchanged { export_id, version } => return Ok(shared.unchanged(&hashed, export_id, version)),
+                VersionSlot::New { version } => Some(version),
+            },
+        };
+        let selection = match key {
+            Some(_) => {
+                let all: Vec<FactHash> = hashed.nodes.iter().chain(&hashed.edges).copied().collect();
+                let mut known_nodes = shared.ledger.known_facts(&shared.db, &all).await?;
+                let known_edges = known_nodes.split_off(hashed.nodes.len());
+                Selection { known_nodes, known_edges, track: true }
+            }
+            None => Selection { known_nodes: vec![false; hashed.nodes.len()], known_edges: vec![false; hashed.edges.len()], track: false },
+        };
+        let name = shared.batches.next_name();
+        let writer = shared.clone();
+        let file = name.clone();
+        let (new, hashed) = blocking(move || write(&writer, file, hashed, version, &selection)).await?;
+        let id = match shared.ledger.insert(&new).await {
+            Ok(id) => id,
+            Err(e) => {
+                // Leave nothing half-done: a file without a row would be delivered by nobody.
+                let _ = std::fs::remove_file(shared.batches.path().join(&name));
+                return Err(e.into());
+            }
+        };
+        Ok(shared.saved(id, name, &new, &hashed))
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, SaveError> + Send + 'static) -> Result<T, SaveError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SaveError::Internal(e.to_string()))?
+}
+
+fn hash(graph: Graph) -> Hashed {
+    let (nodes, edges) = batch::fact_hashes(&graph);
+    let content_hash = batch::content_hash(&nodes, &edges);
+    Hashed { graph, nodes, edges, content_hash }
+}
+
+/// Writes the batch of the facts not known to the database; returns the row to record.
+fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64>, sel: &Selection) -> Result<(NewExport, Hashed), SaveError> {
+    let g = &hashed.graph;
+    let nodes: Vec<_> = g.nodes.iter().zip(&sel.known_nodes).filter(|(_, k)| !**k).map(|(n, _)| n).collect();
+    let edges: Vec<_> = g.edges.iter().zip(&sel.known_edges).filter(|(_, k)| !**k).map(|(e, _)| e).collect();
+    let manifest = Manifest {
+        exported_at: Utc::now(),
+        graph_key: g.key(),
+        graph_version: version.and_then(|v| u64::try_from(v).ok()),
+        content_hash: Some(hashed.content_hash.clone()),
+        project_id: g.project_id.clone(),
+        system_id: g.system_id.clone(),
+        full_node_count: Some(g.nodes.len() as u64),
+        full_edge_count: Some(g.edges.len() as u64),
+    };
+    let (node_count, edge_count) = (nodes.len() as i64, edges.len() as i64);
+    let content = BatchContent { predicates: &shared.predicates, nodes, edges, manifest };
+    let bytes = shared.batches.write(&name, &content)?;
+    let facts = if sel.track { unknown(&hashed.nodes, &sel.known_nodes).chain(unknown(&hashed.edges, &sel.known_edges)).collect() } else { Vec::new() };
+    let new = NewExport {
+        db: shared.db.clone(),
+        batch_file: name,
+        graph_key: g.key(),
+        graph_version: version,
+        content_hash: Some(hashed.content_hash.clone()),
+        node_count,
+        edge_count,
+        bytes: bytes as i64,
+        facts,
+    };
+    Ok((new, hashed))
+}
+
+fn unknown<'a>(hashes: &'a [FactHash], known: &'a [bool]) -> impl Iterator<Item = FactHash> + 'a {
+    hashes.iter().zip(known).filter(|(_, k)| !**k).map(|(h, _)| *h)
+}
+
+impl Shared {
+    /// Counts, logs, queues and describes a save that was recorded.
+    fn saved(&self, id: ExportId, name: String, new: &NewExport, hashed: &Hashed) -> SaveReceipt {
+        let g = &hashed.graph;
+        Stats::add(&self.stats.total_exports, 1);
+        Stats::add(&self.stats.duplicate_nodes, g.duplicate_nodes as u64);
+        Stats::add(&self.stats.duplicate_edges, g.duplicate_edges as u64);
+        info!(export_id = id, file = %name, version = ?new.graph_version, nodes = new.node_count, edges = new.edge_count,
+              state = "pending", "export saved");
+        let state = if self.sink.is_some() {
+            self.enqueue(id);
+            SaveState::Queued
+        } else {
+            SaveState::BatchMode
+        };
+        SaveReceipt {
+            export_id: id,
+            state,
+            batch_file: name,
+            graph_version: new.graph_version,
+            node_count: new.node_count as usize,
+            edge_count: new.edge_count as usize,
+            full_node_count: g.nodes.len(),
+            full_edge_count: g.edges.len(),
+            duplicate_nodes: g.duplicate_nodes,
+            duplicate_edges: g.duplicate_edges,
+        }
+    }
+
+    /// A save whose content is already exported: counted as skipped, nothing written.
+    fn unchanged(&self, hashed: &Hashed, export_id: ExportId, version: i64) -> SaveReceipt {
+        let g = &hashed.graph;
+        Stats::add(&self.stats.skipped, 1);
+        info!(export_id, version, graph = ?g.key(), state = "unchanged", "graph unchanged since its last export: nothing to write");
+        SaveReceipt {
+            export_id,
+            state: SaveState::Unchanged,
+            batch_file: String::new(),
+            graph_version: Some(version),
+            node_count: 0,
+            edge_count: 0,
+            full_node_count: g.nodes.len(),
+            full_edge_count: g.edges.len(),
+            duplicate_nodes: g.duplicate_nodes,
+            duplicate_edges: g.duplicate_edges,
+        }
+    }
+}
