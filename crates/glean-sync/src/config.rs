@@ -95,6 +95,35 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
 }
 
+/// The settings of `glean-sync serve` (and the watch directory of `ingest`).
+#[derive(Args, Debug, Clone)]
+pub struct ServeSettings {
+    /// Address the HTTP API listens on (port 0: any free port).
+    #[arg(long, env = "GLEAN_SYNC_LISTEN", value_name = "GLEAN_SYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "GLEAN_SYNC_MAX_BODY_BYTES", value_name = "GLEAN_SYNC_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=4 * 1024 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+    /// Bearer token the write routes require (none: no authentication).
+    #[arg(long, env = "GLEAN_SYNC_TOKEN", value_name = "GLEAN_SYNC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Also ingest every batch file that appears in this directory.
+    #[arg(long, env = "GLEAN_WATCH_DIR", value_name = "GLEAN_WATCH_DIR")]
+    pub watch: Option<PathBuf>,
+}
+
+impl ServeSettings {
+    /// The HTTP layer's settings; an empty token means none.
+    pub fn server_config(&self) -> crate::server::ServerConfig {
+        crate::server::ServerConfig {
+            listen: self.listen,
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 /// Accepts the usual spellings of a boolean, and says which when it fails.
 fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {

@@ -13,7 +13,10 @@ pub mod config;
 pub mod exporter;
 pub mod graph;
 pub mod ledger;
+pub mod metrics;
+pub mod server;
 pub mod sink;
+pub mod watch;
 
 #[cfg(test)]
 pub(crate) mod test_support;

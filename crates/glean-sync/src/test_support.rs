@@ -410,3 +410,113 @@ pub(crate) fn graph_files(dir: &Path, count: usize, nodes: usize) -> Vec<PathBuf
         })
         .collect()
 }
+
+/// A running `glean-sync serve` of a `SyncEnv`, killed when dropped.
+pub(crate) struct Served {
+    /// The server process.
+    pub child: std::process::Child,
+    /// A client of it.
+    pub client: Client,
+}
+
+/// An HTTP client of a server (cheap to clone, for client threads).
+#[derive(Clone)]
+pub(crate) struct Client {
+    /// `http://ADDR`.
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl SyncEnv {
+    /// Starts `glean-sync serve ARGS` on a free port and waits until it listens.
+    pub(crate) fn serve(&self, args: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut child = self
+            .command(&["serve"])
+            .args(args)
+            .env("GLEAN_SYNC_LISTEN", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+            .expect("serve prints where it listens");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Served { child, client: Client { base: format!("http://{addr}"), agent } }
+    }
+}
+
+impl Client {
+    /// POSTs a JSON body (with a bearer token if given); the status and the body as JSON.
+    pub(crate) fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.agent.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        match request.send(body) {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let text = r.body_mut().read_to_string().unwrap_or_default();
+                (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+            }
+            Err(e) => (0, serde_json::Value::String(e.to_string())),
+        }
+    }
+
+    /// GETs a path; the status and the body as text.
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
+        match self.agent.get(format!("{}{path}", self.base)).call() {
+            Ok(mut r) => (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    /// `GET /stats`, parsed.
+    pub(crate) fn stats(&self) -> serde_json::Value {
+        let (status, body) = self.get("/stats");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("stats are JSON")
+    }
+
+    /// Polls until `done(stats)` or the deadline; the last stats.
+    pub(crate) fn wait_stats(&self, deadline: Duration, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let stats = self.stats();
+            if done(&stats) || std::time::Instant::now() > until {
+                return stats;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+}
+
+impl std::ops::Deref for Served {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Served {
+    /// SIGTERM, then waits for the exit status.
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
+        sigterm(&self.child);
+        self.child.wait().expect("serve exits")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -229,6 +229,14 @@ impl Exporter {
         &self.shared.ledger
     }
 
+    /// Checks that the sink can take writes (always fine in batch mode, which has none).
+    pub async fn check_sink(&self) -> Result<(), SinkError> {
+        match &self.shared.sink {
+            Some(sink) => sink.check().await,
+            None => Ok(()),
+        }
+    }
+
     /// The directory of batch files.
     pub fn batch_dir(&self) -> &std::path::Path {
         self.shared.batches.path()
@@ -458,10 +466,12 @@ impl Shared {
     /// One sink call; `Err(None)` when the shutdown timeout cancelled it. Tells the gate how it went.
     async fn write(&self, paths: &[PathBuf]) -> Result<(), Option<SinkError>> {
         let Some(sink) = &self.sink else { return Err(None) };
+        let started = std::time::Instant::now();
         let result = tokio::select! {
             r = sink.write(paths) => r.map_err(Some),
             () = self.hard_stop.cancelled() => Err(None),
         };
+        crate::metrics::write(result.is_ok(), started.elapsed());
         match &result {
             Ok(()) => self.gate.success(),
             Err(Some(e)) if e.is_retriable() => self.gate.failure(&self.config.retry, e.cause()),
@@ -506,11 +516,13 @@ impl Shared {
         match &outcome {
             Outcome::Retry { error, retry_at } => {
                 Stats::add(&self.stats.retries, 1);
+                crate::metrics::retry();
                 warn!(export_id = e.id, attempt = e.attempts, retry_at = %retry_at, reason = %error, state = "failed", "export failed; will retry");
                 self.announce(e.id, ExportState::Failed, Some(error.clone()));
             }
             Outcome::Dead { error } => {
                 Stats::add(&self.stats.dead, 1);
+                crate::metrics::dead();
                 warn!(export_id = e.id, attempt = e.attempts, reason = %error, state = "dead", "export is dead; replay it once the cause is fixed");
                 self.announce(e.id, ExportState::Dead, Some(error.clone()));
             }
@@ -610,4 +622,4 @@ async fn next_ids(rx: &tokio::sync::Mutex<mpsc::Receiver<ExportId>>, max: usize)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

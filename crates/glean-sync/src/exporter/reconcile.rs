@@ -93,6 +93,7 @@ fn describe(path: &Path, name: &str, db: &str) -> NewExport {
         bytes,
         // Which of its facts the database lacked is not recorded; they are not tracked.
         facts: Vec::new(),
+        dead: None,
     }
 }
 
@@ -154,7 +155,9 @@ pub(super) fn check_file(dir: &Path, export: &Export) -> Result<(), String> {
 fn move_aside(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     let aside = dir.join(CORRUPT_DIR);
     std::fs::create_dir_all(&aside)?;
-    let to = aside.join(name);
+    // A watched file's `name` is an absolute path: only its file name goes under `.corrupt/`.
+    let base = Path::new(name).file_name().unwrap_or_else(|| std::ffi::OsStr::new(name));
+    let to = aside.join(base);
     std::fs::rename(dir.join(name), &to)?;
     Ok(to)
 }

@@ -40,6 +40,15 @@ impl Exporter {
         if !shared.accepting.load(Ordering::SeqCst) {
             return Err(SaveError::ShuttingDown);
         }
+        let result = self.save_graph(graph).await;
+        if result.is_err() {
+            crate::metrics::save("failed");
+        }
+        result
+    }
+
+    async fn save_graph(&self, graph: Graph) -> Result<SaveReceipt, SaveError> {
+        let shared = &self.shared;
         let hashed = blocking(move || Ok(hash(graph))).await?;
         let key = hashed.graph.key();
         let version = match &key {
@@ -71,6 +80,35 @@ impl Exporter {
             }
         };
         Ok(shared.saved(id, name, &new, &hashed))
+    }
+}
+
+impl Exporter {
+    /// Records a batch file written by another program (the watcher): it is delivered
+    /// from where it is, or recorded dead at once with `invalid` as the reason.
+    pub async fn ingest_file(&self, path: &std::path::Path, invalid: Option<String>) -> Result<ExportId, SaveError> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::SeqCst) {
+            return Err(SaveError::ShuttingDown);
+        }
+        let bytes = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
+        let new = NewExport { db: shared.db.clone(), batch_file: path.to_string_lossy().into_owned(), bytes, dead: invalid, ..NewExport::default() };
+        let id = shared.ledger.insert(&new).await?;
+        match &new.dead {
+            Some(reason) => {
+                Stats::add(&shared.stats.dead, 1);
+                crate::metrics::dead();
+                tracing::warn!(export_id = id, file = %path.display(), reason = %reason, state = "dead", "watched batch file is invalid");
+            }
+            None => {
+                Stats::add(&shared.stats.total_exports, 1);
+                info!(export_id = id, file = %path.display(), state = "pending", "watched batch file recorded");
+                if shared.sink.is_some() {
+                    shared.enqueue(id);
+                }
+            }
+        }
+        Ok(id)
     }
 }
 
@@ -113,6 +151,7 @@ fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64
         edge_count,
         bytes: bytes as i64,
         facts,
+        dead: None,
     };
     Ok((new, hashed))
 }
@@ -130,10 +169,13 @@ impl Shared {
         Stats::add(&self.stats.duplicate_edges, g.duplicate_edges as u64);
         info!(export_id = id, file = %name, version = ?new.graph_version, nodes = new.node_count, edges = new.edge_count,
               state = "pending", "export saved");
+        crate::metrics::batch_written(new.bytes as u64);
         let state = if self.sink.is_some() {
             self.enqueue(id);
+            crate::metrics::save("queued");
             SaveState::Queued
         } else {
+            crate::metrics::save("batch_mode");
             SaveState::BatchMode
         };
         SaveReceipt {
@@ -154,6 +196,7 @@ impl Shared {
     fn unchanged(&self, hashed: &Hashed, export_id: ExportId, version: i64) -> SaveReceipt {
         let g = &hashed.graph;
         Stats::add(&self.stats.skipped, 1);
+        crate::metrics::save("unchanged");
         info!(export_id, version, graph = ?g.key(), state = "unchanged", "graph unchanged since its last export: nothing to write");
         SaveReceipt {
             export_id,

@@ -59,6 +59,7 @@ impl Stats {
         let mut n = 0;
         for l in latencies {
             n += 1;
+            crate::metrics::ingested(l);
             if last.latencies_ms.len() == LATENCY_WINDOW {
                 last.latencies_ms.pop_front();
             }
@@ -72,6 +73,7 @@ impl Stats {
     /// Records a failed write attempt of `exports` exports.
     pub fn failed(&self, exports: u64, cause: &'static str, message: &str) {
         Stats::add(&self.failed_exports, exports);
+        crate::metrics::write_failed(cause, exports);
         let mut last = self.last();
         last.last_error_time = Some(Utc::now());
         last.last_error = Some(message.to_owned());

@@ -20,7 +20,8 @@ fn config(queue_capacity: usize) -> ExporterConfig {
     }
 }
 
-async fn exporter(dir: &Path, realtime: bool, queue_capacity: usize) -> Exporter {
+/// An exporter on a fresh SQLite ledger in `dir`, delivering (when `realtime`) into the embedded catalog.
+pub(crate) async fn exporter(dir: &Path, realtime: bool, queue_capacity: usize) -> Exporter {
     let ledger = SqliteLedger::open(&dir.join("state/ledger.sqlite")).await.expect("ledger");
     let sink: Option<Arc<dyn Sink>> = realtime.then(|| {
         Arc::new(

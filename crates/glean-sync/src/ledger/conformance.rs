@@ -58,6 +58,7 @@ macro_rules! ledger_conformance {
             rows_by_file_and_newest,
             versions_count_up_and_unchanged_content_is_recognised,
             facts_become_known_when_ingested,
+            an_export_can_be_recorded_dead,
             large_ledger_still_claims,
         );
     };

@@ -111,6 +111,8 @@ pub struct NewExport {
     /// Hashes of the Node and Edge facts in the batch that `db` is not known to
     /// hold; they become known when the export is ingested (deltas).
     pub facts: Vec<FactHash>,
+    /// Recorded `dead` at once, with this reason (a watched file that fails validation).
+    pub dead: Option<String>,
 }
 
 /// What `begin_version` found for a graph about to be saved.
@@ -252,7 +254,7 @@ pub enum LedgerError {
 /// The durable record of exports. Every method commits before it returns.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + 'static {
-    /// Records a new `pending` export and returns its id; it also becomes its
+    /// Records a new `pending` export (`dead` when `export.dead` says why) and returns its id; it also becomes its
     /// graph's latest export if it carries that graph's latest reserved version.
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError>;
 

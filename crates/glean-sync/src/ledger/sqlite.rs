@@ -347,6 +347,7 @@ fn insert_query(export: &NewExport, now: i64) -> QueryScalar<'_, Sqlite, ExportI
         .bind(export.bytes)
         .bind(now)
         .bind(export.db.as_str())
+        .bind(export.dead.as_deref())
 }
 
 /// Hashes per `known_facts` query: bounded statements, whatever the graph's size.

@@ -7,3 +7,4 @@ mod test_support;
 mod faults;
 mod incremental;
 mod realtime;
+mod service;

@@ -4,7 +4,9 @@ use crate::Command;
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use glean_sync::app::{self, App};
-use glean_sync::config::{Config, Mode, Settings, schema_for_prefix};
+use glean_sync::config::{Config, Mode, ServeSettings, Settings, schema_for_prefix};
+use glean_sync::server::{self, AppState};
+use glean_sync::watch::{WatchConfig, Watcher};
 use glean_sync::exporter::SaveState;
 use glean_sync::graph::Graph;
 use glean_sync::ledger::{ExportState, Selection};
@@ -35,6 +37,8 @@ pub async fn run(settings: Settings, command: Command, stop: CancellationToken) 
         }
     };
     match command {
+        Command::Serve(serve) => serve_http(config, &serve, stop).await,
+        Command::Ingest { dir } => ingest(config, dir, stop).await,
         Command::Push { files } => push(config, &files, stop).await,
         Command::Drain => drain(config, stop).await,
         Command::Replay { dead, failed, id, since } => replay(&config, dead, failed, id, since).await,
@@ -125,24 +129,71 @@ async fn push(config: Config, files: &[PathBuf], stop: CancellationToken) -> any
         app.exporter.shutdown().await;
         return Ok(code(rejected == 0));
     }
-    let ids: Vec<i64> = saved.iter().map(|(id, _)| *id).collect();
+    let labelled: Vec<(i64, String)> = saved.iter().map(|(id, f)| (*id, f.display().to_string())).collect();
+    let delivered = await_delivery(&app, &labelled, "graph(s)", stop).await?;
+    Ok(if delivered == ExitCode::SUCCESS { code(rejected == 0) } else { delivered })
+}
+
+/// Waits until each export is ingested or dead (progress bar on a terminal), reports the
+/// dead ones, shuts the exporter down; exit 0 only when all were ingested.
+async fn await_delivery(app: &App, exports: &[(i64, String)], what: &str, stop: CancellationToken) -> anyhow::Result<ExitCode> {
+    let ids: Vec<i64> = exports.iter().map(|(id, _)| *id).collect();
     let bar = progress(ids.len(), "ingesting");
     let waited = tokio::select! {
         r = app.exporter.wait_for(&ids, |_| bar.inc(1)) => r,
-        () = stop.cancelled() => return interrupted(&app).await,
+        () = stop.cancelled() => return interrupted(app).await,
     };
     bar.finish_and_clear();
-    let exports = waited?;
+    let finished = waited?;
     let mut failed = 0;
-    for e in exports.iter().filter(|e| e.state != ExportState::Ingested) {
-        let file = saved.iter().find(|(id, _)| *id == e.id).map(|(_, f)| f.display().to_string()).unwrap_or_default();
-        eprintln!("export {} ({file}) {}: {}", e.id, e.state, e.last_error.as_deref().unwrap_or("no reason recorded"));
+    for e in finished.iter().filter(|e| e.state != ExportState::Ingested) {
+        let label = exports.iter().find(|(id, _)| *id == e.id).map(|(_, l)| l.as_str()).unwrap_or_default();
+        eprintln!("export {} ({label}) {}: {}", e.id, e.state, e.last_error.as_deref().unwrap_or("no reason recorded"));
         failed += 1;
     }
     let db = app.config.glean.as_ref().map(|g| g.db.to_string()).unwrap_or_default();
-    println!("{} of {} graph(s) ingested into {db}", exports.len() - failed, files.len());
+    println!("{} of {} {what} ingested into {db}", finished.len() - failed, exports.len());
     app.exporter.shutdown().await;
-    Ok(code(failed == 0 && rejected == 0))
+    Ok(code(failed == 0))
+}
+
+/// `serve`: the HTTP API (and the watcher) until SIGTERM/SIGINT, then a graceful drain.
+async fn serve_http(config: Config, settings: &ServeSettings, stop: CancellationToken) -> anyhow::Result<ExitCode> {
+    let schema = config.schema.source.resolve()?;
+    let server_config = settings.server_config();
+    let mode = config.mode;
+    let app = app::start(config, mode).await?;
+    let listener = tokio::net::TcpListener::bind(server_config.listen)
+        .await
+        .with_context(|| format!("GLEAN_SYNC_LISTEN={}: cannot listen", server_config.listen))?;
+    println!("listening on {}", listener.local_addr()?);
+    let watcher = match &settings.watch {
+        Some(dir) => Some(Watcher::new(app.exporter.clone(), schema, WatchConfig::new(dir.clone()))?),
+        None => None,
+    };
+    let watching = watcher.map(|w| tokio::spawn(w.run(stop.clone())));
+    server::serve(AppState::new(app.exporter.clone(), &server_config), listener, stop).await?;
+    if let Some(task) = watching {
+        if let Ok(Err(e)) = task.await {
+            eprintln!("glean-sync: the watcher stopped: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ingest DIR`: watch mode once.
+async fn ingest(config: Config, dir: PathBuf, stop: CancellationToken) -> anyhow::Result<ExitCode> {
+    let schema = config.schema.source.resolve()?;
+    let mode = config.mode;
+    let app = app::start(config, mode).await?;
+    let ids = Watcher::new(app.exporter.clone(), schema, WatchConfig::new(dir.clone()))?.ingest_all().await?;
+    println!("recorded {} batch file(s) from {}", ids.len(), dir.display());
+    if mode == Mode::Batch {
+        app.exporter.shutdown().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let labelled: Vec<(i64, String)> = ids.iter().map(|id| (*id, format!("from {}", dir.display()))).collect();
+    await_delivery(&app, &labelled, "batch file(s)", stop).await
 }
 
 async fn interrupted(app: &App) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use glean_sync::config::Settings;
+use glean_sync::config::{ServeSettings, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,13 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the HTTP API and the exporter (and, with --watch, the directory watcher) until SIGTERM/SIGINT.
+    Serve(ServeSettings),
+    /// Ingest every batch file in DIR once (as watch mode does), deliver them, then exit.
+    Ingest {
+        /// Directory of batch files written by another program.
+        dir: PathBuf,
+    },
     /// Save graphs from JSON files, then wait until each is ingested or has failed.
     Push {
         /// Graph JSON files.

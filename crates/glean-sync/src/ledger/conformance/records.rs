@@ -170,3 +170,12 @@ pub(crate) async fn facts_become_known_when_ingested(backend: &dyn Backend) {
     let many: Vec<[u8; 16]> = (0..25_000u32).map(|i| { let mut h = [0u8; 16]; h[..4].copy_from_slice(&i.to_le_bytes()); h[15] = 9; h }).collect();
     assert!(ledger.known_facts("db1", &many).await.expect("known").iter().all(|k| !k), "large lookups are chunked");
 }
+
+/// An export can be recorded dead at once, with its reason.
+pub(crate) async fn an_export_can_be_recorded_dead(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let id = ledger.insert(&NewExport { dead: Some("invalid JSON at line 3".into()), ..super::keyless(1) }).await.expect("insert");
+    let row = row(&*ledger, id).await;
+    assert_eq!((row.state, row.last_error.as_deref()), (ExportState::Dead, Some("invalid JSON at line 3")));
+    assert!(ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim").is_empty(), "dead rows are not claimed");
+}

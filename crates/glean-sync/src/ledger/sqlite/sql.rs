@@ -90,12 +90,12 @@ pub(super) const CLAIM_ALL: &str = concat!(take!(), "(", ready_all!(), ") RETURN
 /// `claim` among candidates. Binds: now, limit, owner, lease_until, ids (JSON).
 pub(super) const CLAIM_AMONG: &str = concat!(take!(), "(", ready_among!(), ") RETURNING ", columns!());
 
-/// A new pending row. Binds: batch_file, graph_key, graph_version, content_hash,
-/// node_count, edge_count, bytes, now, db.
+/// A new row, pending (or dead with a reason). Binds: batch_file, graph_key, graph_version,
+/// content_hash, node_count, edge_count, bytes, now, db, dead reason.
 pub(super) const INSERT: &str = "
     INSERT INTO exports (state, batch_file, graph_key, graph_version, content_hash,
-                         node_count, edge_count, bytes, attempts, created_at, updated_at, db)
-    VALUES ('pending', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?9)
+                         node_count, edge_count, bytes, attempts, created_at, updated_at, db, last_error)
+    VALUES (CASE WHEN ?10 IS NULL THEN 'pending' ELSE 'dead' END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?9, ?10)
     RETURNING id";
 
 /// The facts a new export carries. Binds: export id, hashes (JSON array of hex).
