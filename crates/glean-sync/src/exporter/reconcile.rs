@@ -94,6 +94,7 @@ fn describe(path: &Path, name: &str, db: &str) -> NewExport {
         // Which of its facts the database lacked is not recorded; they are not tracked.
         facts: Vec::new(),
         dead: None,
+        snapshot: None,
     }
 }
 

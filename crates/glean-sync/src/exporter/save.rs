@@ -18,7 +18,8 @@ use tracing::info;
 
 /// A graph with the hashes that identify its facts and content.
 struct Hashed {
-    graph: Graph,
+    /// Shared with the ledger row, which stores it (graph persistence).
+    graph: Arc<Graph>,
     nodes: Vec<FactHash>,
     edges: Vec<FactHash>,
     content_hash: String,
@@ -119,7 +120,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, SaveError> + 
 fn hash(graph: Graph) -> Hashed {
     let (nodes, edges) = batch::fact_hashes(&graph);
     let content_hash = batch::content_hash(&nodes, &edges);
-    Hashed { graph, nodes, edges, content_hash }
+    Hashed { graph: Arc::new(graph), nodes, edges, content_hash }
 }
 
 /// Writes the batch of the facts not known to the database; returns the row to record.
@@ -152,6 +153,7 @@ fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64
         bytes: bytes as i64,
         facts,
         dead: None,
+        snapshot: g.key().map(|_| hashed.graph.clone()),
     };
     Ok((new, hashed))
 }

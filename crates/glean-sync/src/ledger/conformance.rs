@@ -59,6 +59,7 @@ macro_rules! ledger_conformance {
             versions_count_up_and_unchanged_content_is_recognised,
             facts_become_known_when_ingested,
             an_export_can_be_recorded_dead,
+            graphs_are_stored_by_key_and_only_newer_versions_replace_them,
             large_ledger_still_claims,
         );
     };

@@ -37,6 +37,8 @@ pub mod sqlite;
 mod conformance;
 
 pub use crate::batch::FactHash;
+use crate::graph::{Edge, Graph, Node};
+use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
@@ -113,6 +115,26 @@ pub struct NewExport {
     pub facts: Vec<FactHash>,
     /// Recorded `dead` at once, with this reason (a watched file that fails validation).
     pub dead: Option<String>,
+    /// The graph itself, stored under `graph_key` in the same transaction (graph
+    /// persistence), unless a newer version of it is stored already.
+    pub snapshot: Option<Arc<Graph>>,
+}
+
+/// A graph as last saved under its key (`GET /graphs/{key}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredGraph {
+    /// The graph's key.
+    pub graph_key: String,
+    /// Its version (for the database it was exported to).
+    pub version: Option<i64>,
+    /// The export that carried it.
+    pub export_id: ExportId,
+    /// When it was stored.
+    pub updated_at: DateTime<Utc>,
+    /// Its nodes.
+    pub nodes: Vec<Node>,
+    /// Its edges.
+    pub edges: Vec<Edge>,
 }
 
 /// What `begin_version` found for a graph about to be saved.
@@ -297,6 +319,9 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// One row.
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError>;
+
+    /// The graph last saved under `graph_key`, if any.
+    async fn graph(&self, graph_key: &str) -> Result<Option<StoredGraph>, LedgerError>;
 
     /// The row of a batch file, if any (batch file names are unique).
     async fn by_file(&self, batch_file: &str) -> Result<Option<Export>, LedgerError>;

@@ -65,7 +65,10 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use super::{Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, VersionSlot};
+use super::{
+    Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot,
+};
+use crate::graph::{Edge, Graph, Node};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
 use sqlx::Sqlite;
 use sqlx::migrate::Migrator;
@@ -193,6 +196,9 @@ impl Ledger for SqliteLedger {
             if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
                 sqlx::query(sql::LINK_GRAPH).bind(id).bind(&export.db).bind(key).bind(version).execute(&mut *tx).await?;
             }
+            if let (Some(key), Some(graph)) = (&export.graph_key, &export.snapshot) {
+                store_graph(&mut tx, key, export.graph_version, id, graph, now).await?;
+            }
             ids.push(id);
         }
         tx.commit().await?;
@@ -296,6 +302,29 @@ impl Ledger for SqliteLedger {
         row.map(ExportRow::into_export).transpose()
     }
 
+    async fn graph(&self, graph_key: &str) -> Result<Option<StoredGraph>, LedgerError> {
+        let Some((version, export_id, updated)): Option<(Option<i64>, i64, i64)> =
+            sqlx::query_as(sql::STORED_GRAPH).bind(graph_key).fetch_optional(&self.readers).await?
+        else {
+            return Ok(None);
+        };
+        let nodes: Vec<(String, String, String, Option<String>)> =
+            sqlx::query_as(sql::STORED_NODES).bind(graph_key).fetch_all(&self.readers).await?;
+        let edges: Vec<(String, String, String, Option<String>)> =
+            sqlx::query_as(sql::STORED_EDGES).bind(graph_key).fetch_all(&self.readers).await?;
+        Ok(Some(StoredGraph {
+            graph_key: graph_key.to_owned(),
+            version,
+            export_id,
+            updated_at: time(export_id, "updated_at", updated)?,
+            nodes: nodes.into_iter().map(|(id, kind, label, properties_json)| Node { id, kind, label, properties_json }).collect(),
+            edges: edges
+                .into_iter()
+                .map(|(source, target, label, properties_json)| Edge { source, target, label, properties_json })
+                .collect(),
+        }))
+    }
+
     async fn by_file(&self, batch_file: &str) -> Result<Option<Export>, LedgerError> {
         let row = sqlx::query_as::<_, ExportRow>(sql::BY_FILE).bind(batch_file).fetch_optional(&self.readers).await?;
         row.map(ExportRow::into_export).transpose()
@@ -348,6 +377,35 @@ fn insert_query(export: &NewExport, now: i64) -> QueryScalar<'_, Sqlite, ExportI
         .bind(now)
         .bind(export.db.as_str())
         .bind(export.dead.as_deref())
+}
+
+/// Replaces the stored nodes and edges of `key`, unless a newer version is stored already.
+async fn store_graph(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    key: &str,
+    version: Option<i64>,
+    export_id: ExportId,
+    graph: &Graph,
+    now: i64,
+) -> Result<(), LedgerError> {
+    let stored: Option<Option<i64>> = sqlx::query_scalar(sql::STORED_VERSION).bind(key).fetch_optional(&mut **tx).await?;
+    if let (Some(Some(stored)), Some(version)) = (stored, version) {
+        if stored > version {
+            return Ok(());
+        }
+    }
+    let (nodes, edges) = (snapshot_json(&graph.nodes, export_id)?, snapshot_json(&graph.edges, export_id)?);
+    sqlx::query(sql::DELETE_NODES).bind(key).execute(&mut **tx).await?;
+    sqlx::query(sql::DELETE_EDGES).bind(key).execute(&mut **tx).await?;
+    sqlx::query(sql::INSERT_NODES).bind(key).bind(nodes).bind(now).execute(&mut **tx).await?;
+    sqlx::query(sql::INSERT_EDGES).bind(key).bind(edges).bind(now).execute(&mut **tx).await?;
+    sqlx::query(sql::UPSERT_GRAPH).bind(key).bind(version).bind(export_id).bind(now).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Nodes or edges as the JSON array the insert statements read.
+fn snapshot_json<T: serde::Serialize>(items: &[T], export_id: ExportId) -> Result<String, LedgerError> {
+    serde_json::to_string(items).map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("graph snapshot: {e}") })
 }
 
 /// Hashes per `known_facts` query: bounded statements, whatever the graph's size.

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// No such export.
     #[error("no export {0}")]
     NotFound(i64),
+    /// No graph saved under this key.
+    #[error("no graph saved under key {0:?}")]
+    NoGraph(String),
     /// The service cannot take this now (shutting down, disk full, ledger failing).
     #[error("{0}")]
     Unavailable(String),
@@ -61,7 +64,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NoGraph(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -2,7 +2,8 @@
 //!
 //! `POST /knowledge-graph` saves a graph (the exporter takes it from there and
 //! never makes the request wait on Glean); `GET /exports/{id}`, `/stats`,
-//! `/metrics`, `/healthz`, `/readyz` show the state; `POST /exports/replay`
+//! `/metrics`, `/healthz`, `/readyz` show the state, `GET /graphs/{key}` the
+//! graph last saved under a key; `POST /exports/replay`
 //! requeues failed and dead exports. Write routes need the bearer token when
 //! `GLEAN_SYNC_TOKEN` is set. At shutdown the server answers 503 to new
 //! writes while the exporter drains, then stops. It owns no state of its own
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(writes)
         .route("/exports/{id}", get(routes::get_export))
+        .route("/graphs/{*key}", get(routes::get_graph))
         .route("/stats", get(routes::stats))
         .route("/metrics", get(routes::metrics))
         .route("/healthz", get(routes::healthz))
@@ -120,6 +122,7 @@ async fn count_requests(request: Request, next: Next) -> Response {
         Some("/knowledge-graph") => "/knowledge-graph",
         Some("/exports/replay") => "/exports/replay",
         Some("/exports/{id}") => "/exports/{id}",
+        Some("/graphs/{*key}") => "/graphs/{key}",
         Some("/stats") => "/stats",
         Some("/metrics") => "/metrics",
         Some("/healthz") => "/healthz",

@@ -3,7 +3,7 @@
 use super::{ApiError, AppState};
 use crate::exporter::{SaveReceipt, StatsSnapshot};
 use crate::graph::Graph;
-use crate::ledger::{Export, ExportState, Selection};
+use crate::ledger::{Export, ExportState, Selection, StoredGraph};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -55,6 +55,11 @@ pub(super) async fn post_graph(
 pub(super) async fn get_export(State(state): State<AppState>, id: Result<Path<i64>, PathRejection>) -> Result<Json<Export>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::BadRequest { message: format!("export ids are numbers: {e}"), field: Some("id".into()) })?;
     state.exporter.ledger().get(id).await?.map(Json).ok_or(ApiError::NotFound(id))
+}
+
+/// `GET /graphs/{key}`: the graph last saved under a key (keys may contain `/`).
+pub(super) async fn get_graph(State(state): State<AppState>, Path(key): Path<String>) -> Result<Json<StoredGraph>, ApiError> {
+    state.exporter.ledger().graph(&key).await?.map(Json).ok_or(ApiError::NoGraph(key))
 }
 
 /// `GET /stats`: the statistics as JSON.

@@ -98,6 +98,19 @@ async fn write_routes_need_the_token_when_one_is_set() {
     assert_eq!(api.get("/stats").await.0, StatusCode::OK, "reads need no token");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_saved_graph_is_served_by_key() {
+    let api = api(None).await;
+    let graph = r#"{"project_id":"p","system_id":"s","nodes":[{"id":"a","props":{"k":1}}],"edges":[]}"#;
+    assert_eq!(api.post("/knowledge-graph", "application/json", graph, None).await.0, StatusCode::ACCEPTED);
+    let (status, stored) = api.get("/graphs/p/s").await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!((stored["graph_key"].as_str(), stored["version"].as_i64()), (Some("p/s"), Some(1)));
+    assert_eq!(stored["nodes"][0]["properties_json"], r#"{"k":1}"#);
+    let (status, body) = api.get("/graphs/none").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some(r#"no graph saved under key "none""#)));
+}
+
 #[tokio::test]
 async fn exports_that_do_not_exist_or_are_not_numbers() {
     let api = api(None).await;

@@ -179,3 +179,27 @@ pub(crate) async fn an_export_can_be_recorded_dead(backend: &dyn Backend) {
     assert_eq!((row.state, row.last_error.as_deref()), (ExportState::Dead, Some("invalid JSON at line 3")));
     assert!(ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim").is_empty(), "dead rows are not claimed");
 }
+
+/// A keyed graph is stored with its save, replaced by a newer version, never by an older one.
+pub(crate) async fn graphs_are_stored_by_key_and_only_newer_versions_replace_them(backend: &dyn Backend) {
+    use crate::graph::Graph;
+    use std::sync::Arc;
+    let ledger = backend.open().await;
+    let graph = |json: &str| Some(Arc::new(Graph::from_json(json.as_bytes()).expect("graph")));
+    let v1 = graph(r#"{"nodes":[{"id":"a","type":"t","props":{"x":1}},{"id":"b"}],"edges":[{"source":"a","target":"b","type":"R"}]}"#);
+    let id1 = ledger.insert(&NewExport { snapshot: v1, ..super::versioned("k/1", 1) }).await.expect("insert");
+    let stored = ledger.graph("k/1").await.expect("graph").expect("stored");
+    assert_eq!((stored.version, stored.export_id, stored.nodes.len(), stored.edges.len()), (Some(1), id1, 2, 1));
+    assert_eq!(stored.nodes[0].properties_json.as_deref(), Some(r#"{"x":1}"#));
+    assert_eq!(stored.edges[0].label, "R");
+
+    let v3 = graph(r#"{"nodes":[{"id":"c"}]}"#);
+    ledger.insert(&NewExport { snapshot: v3, ..super::versioned("k/1", 3) }).await.expect("insert");
+    let late_v2 = graph(r#"{"nodes":[{"id":"old"}]}"#);
+    ledger.insert(&NewExport { snapshot: late_v2, ..super::versioned("k/1", 2) }).await.expect("insert");
+    let stored = ledger.graph("k/1").await.expect("graph").expect("stored");
+    assert_eq!(stored.version, Some(3), "a late older version does not replace a newer one");
+    assert_eq!(stored.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["c"]);
+    assert!(stored.edges.is_empty());
+    assert!(ledger.graph("nope").await.expect("graph").is_none());
+}
