@@ -4,7 +4,10 @@
 //! Sections (select with `SYNC_BENCH=save,big,e2e`):
 //! - save: save latency p50/p99, 8 concurrent producers, graphs of 50 and 10,000 nodes;
 //! - big: decode + encode + durable write of a 1,000,000-node, 1,000,000-edge graph: time, MB/s, peak RSS;
-//! - e2e: graphs/s end to end, 2 workers, a glean costing 50 ms per call, coalescing on and off.
+//! - e2e: graphs/s end to end, 2 workers, a glean costing 50 ms per call, coalescing on and off;
+//! - delta: re-save of a 100,000-node graph with 1% of nodes changed, delta vs full;
+//! - visible: save-to-visible latency at 10 graphs/s with a 50 ms glean;
+//! - http: `POST /knowledge-graph` requests/s and latency, 16 concurrent clients, server peak RSS.
 
 #[path = "../src/test_support.rs"]
 mod test_support;
@@ -215,8 +218,139 @@ async fn glean_call_cost() -> Duration {
     percentile(&samples, 0.5)
 }
 
+/// `glean-sync serve` (release build) under 16 concurrent clients posting 50-node graphs.
+fn http_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glean-sync"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs([
+            ("GLEAN_REALTIME_ENABLE", "true"),
+            ("GLEAN_DB_NAME", "etl/0"),
+            ("GLEAN_SINK", "local"),
+            ("GLEAN_SYNC_LISTEN", "127.0.0.1:0"),
+            ("RUST_LOG", "warn"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let addr = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("listening on ").map(str::to_owned)).expect("address");
+    std::thread::spawn(move || lines.for_each(drop));
+    let url = format!("http://{addr}/knowledge-graph");
+    let secs: u64 = std::env::var("SYNC_BENCH_HTTP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let pid = child.id();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0u64;
+        while Instant::now() < deadline {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let rss = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = peak.max(rss.unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        peak
+    });
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                for i in 0.. {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let body = graph_json(&format!("c{c}-{i}"), 50);
+                    let t = Instant::now();
+                    match agent.post(&url).header("content-type", "application/json").send(&body) {
+                        Ok(r) if r.status() == 202 => lat.push(t.elapsed()),
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for c in clients {
+        let (lat, e) = c.join().expect("client");
+        all.extend(lat);
+        errors += e;
+    }
+    let peak_kib = sampler.join().expect("sampler");
+    all.sort();
+    row("POST /knowledge-graph, 16 clients: requests/s", &format!("{:.0} ({} in {secs} s, {errors} errors)", all.len() as f64 / secs as f64, all.len()), ">= 2000");
+    row("  latency p50", &ms(percentile(&all, 0.5)), "");
+    row("  latency p99", &ms(percentile(&all, 0.99)), "< 20 ms");
+    row("  server peak RSS", &format!("{:.0} MiB", peak_kib as f64 / 1024.0), "");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+}
+
+/// Re-save of a 100,000-node graph with 1% of its nodes changed: delta against full.
+async fn delta_resave() {
+    let n: usize = std::env::var("SYNC_BENCH_DELTA_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let nodes = |changed: usize| -> String {
+        let mut s = String::from(r#"{"graph_id":"big-delta","nodes":["#);
+        for i in 0..n {
+            let label = if i < changed { format!("v2_{i}") } else { format!("column_{i}") };
+            s.push_str(&format!(r#"{}{{"id":"n{i}","type":"column","label":"{label}","props":{{"table":"t{}"}}}}"#, if i > 0 { "," } else { "" }, i / 100));
+        }
+        s.push_str("]}");
+        s
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = start(dir.path(), true, 2, 16).await;
+    let v1 = Graph::from_json(nodes(0).as_bytes()).expect("graph");
+    let t = Instant::now();
+    let r1 = exp.save(v1).await.expect("save v1");
+    let full_time = t.elapsed();
+    exp.wait_for(&[r1.export_id], |_| {}).await.expect("v1 ingested");
+    let v2 = Graph::from_json(nodes(n / 100).as_bytes()).expect("graph");
+    let t = Instant::now();
+    let r2 = exp.save(v2).await.expect("save v2");
+    let delta_time = t.elapsed();
+    let size = |name: &str| std::fs::metadata(dir.path().join("exports").join(name)).map(|m| m.len()).unwrap_or(0);
+    let (full, delta) = (size(&r1.batch_file), size(&r2.batch_file));
+    row(&format!("re-save, {n} nodes, 1% changed: full batch"), &format!("{full} bytes, saved in {}", ms(full_time)), "");
+    row("  delta batch", &format!("{delta} bytes ({} nodes), saved in {}", r2.node_count, ms(delta_time)), "");
+    row("  delta / full bytes", &format!("{:.2}%", delta as f64 * 100.0 / full as f64), "< 2%");
+    exp.shutdown().await;
+}
+
+/// Save-to-visible latency (until the manifest can be queried) at 10 graphs/s with a 50 ms glean.
+async fn visible_latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = start(dir.path(), true, 2, 16).await;
+    let mut lat = Vec::new();
+    let mut events = exp.subscribe();
+    for i in 0..100 {
+        let tick = Instant::now();
+        let r = exp.save(Graph::from_json(graph_json(&format!("v{i}"), 50).as_bytes()).expect("graph")).await.expect("save");
+        loop {
+            match events.recv().await {
+                Ok(c) if c.id == r.export_id => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        lat.push(tick.elapsed());
+        tokio::time::sleep(Duration::from_millis(100).saturating_sub(tick.elapsed())).await;
+    }
+    lat.sort();
+    row("save to visible, 10 graphs/s, 50 ms glean: p50", &ms(percentile(&lat, 0.5)), "< 60 ms");
+    row("  p99", &ms(percentile(&lat, 0.99)), "");
+    exp.shutdown().await;
+}
+
 fn main() {
-    let sections = std::env::var("SYNC_BENCH").unwrap_or_else(|_| "save,big,e2e".into());
+    let sections = std::env::var("SYNC_BENCH").unwrap_or_else(|_| "save,big,e2e,delta,visible,http".into());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("| {:<48} | {:<28} | {:<22} |", "measure", "value", "target");
     println!("|{:-<50}|{:-<30}|{:-<24}|", "", "", "");
@@ -237,5 +371,14 @@ fn main() {
             row("end to end, 2 workers, coalescing off (1 file)", &format!("{off:.1} graphs/s"), "");
             row("  coalescing ratio", &format!("{:.1}x", on / off), ">= 10x");
         }
+        if sections.contains("delta") {
+            delta_resave().await;
+        }
+        if sections.contains("visible") {
+            visible_latency().await;
+        }
     });
+    if sections.contains("http") {
+        http_load();
+    }
 }

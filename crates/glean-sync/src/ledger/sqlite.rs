@@ -42,9 +42,14 @@
 //!
 //! # Concurrency
 //!
-//! In this process every write goes through a single connection, so writers
-//! queue in the pool instead of spinning in SQLite's busy handler; reads use
-//! a separate pool and, under WAL, neither wait for the writer nor block it.
+//! In this process writes go through two single connections, so writers queue
+//! in the pools instead of spinning in SQLite's busy handler: one for what must
+//! be durable on return (saves, replays; `synchronous=FULL`), one for what may
+//! be lost in a power cut without harm (claims, outcomes, version
+//! reservations; `synchronous=NORMAL`: at worst an export is written again,
+//! and the next durable commit syncs them too). Saves that arrive together
+//! share one durable commit (`group`). Reads use a separate pool and, under
+//! WAL, neither wait for the writers nor block them.
 //! `claim` is one `UPDATE ... WHERE id IN (<ready rows>) RETURNING` inside a
 //! `BEGIN IMMEDIATE` transaction: the write lock is taken before the ready
 //! rows are chosen, so two claimers, even in two processes sharing the file,
@@ -53,12 +58,14 @@
 //!
 //! # Durability and crash recovery
 //!
-//! WAL with `synchronous=FULL`: a commit returns only after the log is
-//! synced, so a save that has returned survives a power cut (WAL's default,
-//! `NORMAL`, may lose the latest commits). After a crash, rows are exactly as
+//! WAL with `synchronous=FULL` for saves: an insert returns only after the
+//! log is synced, so a save that has returned survives a power cut (WAL's
+//! default, `NORMAL`, may lose the latest commits, which is acceptable only
+//! for the relaxed writes above). After a crash, rows are exactly as
 //! last committed: an `in_flight` row whose owner died becomes claimable when
 //! its lease lapses, or at once when that owner restarts and calls `recover`.
 
+mod group;
 mod row;
 mod selection;
 mod sql;
@@ -91,9 +98,17 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// A ledger in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteLedger {
-    /// The one connection that writes: in-process writers queue here, in order,
-    /// rather than racing for SQLite's lock. Closed by `close`.
+    /// The connection that writes what must be durable when the call returns
+    /// (saves, replays): `synchronous=FULL`. In-process writers queue here, in
+    /// order, rather than racing for SQLite's lock. Closed by `close`.
     writer: SqlitePool,
+    /// The connection that writes what may be lost in a power cut without harm
+    /// (claims, outcomes, version reservations: at worst an export is written
+    /// again): `synchronous=NORMAL`, no disk sync per commit. The next durable
+    /// commit syncs these too.
+    relaxed: SqlitePool,
+    /// Saves waiting for a group commit (see `group`).
+    inserts: Option<tokio::sync::mpsc::Sender<group::Insert>>,
     /// Connections that only read (`query_only`), so reads never wait on writes.
     readers: SqlitePool,
     /// The database file, for messages.
@@ -101,6 +116,31 @@ pub struct SqliteLedger {
 }
 
 impl SqliteLedger {
+    /// Inserts rows in one durable transaction, all or none.
+    async fn insert_rows(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
+        // An explicit transaction, so that a failing commit (disk full) is an error: with
+        // RETURNING in autocommit mode the commit happens after the id is read, and its
+        // error would be lost, acknowledging a save whose row was never written.
+        let now = now();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut ids = Vec::with_capacity(exports.len());
+        for export in exports {
+            let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
+            if !export.facts.is_empty() {
+                sqlx::query(sql::INSERT_EXPORT_FACTS).bind(id).bind(hashes_json(&export.facts)).execute(&mut *tx).await?;
+            }
+            if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
+                sqlx::query(sql::LINK_GRAPH).bind(id).bind(&export.db).bind(key).bind(version).execute(&mut *tx).await?;
+            }
+            if let (Some(key), Some(graph)) = (&export.graph_key, &export.snapshot) {
+                store_graph(&mut tx, key, export.graph_version, id, graph, now).await?;
+            }
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// Opens (creating it and its directory if needed) and migrates the ledger at `path`.
     pub async fn open(path: &Path) -> Result<Self, LedgerError> {
         create_parent(path).await?;
@@ -119,13 +159,22 @@ impl SqliteLedger {
             .await
             .map_err(|e| location(path, &e))?;
         migrate(path, &writer).await?;
+        let relaxed = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.clone().synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(|e| location(path, &e))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
             .await
             .map_err(|e| location(path, &e))?;
         tracing::debug!(path = %path.display(), "ledger opened");
-        Ok(SqliteLedger { writer, readers, path: path.to_path_buf() })
+        let mut ledger = SqliteLedger { writer, relaxed, inserts: None, readers, path: path.to_path_buf() };
+        ledger.inserts = Some(group::start(ledger.clone()));
+        Ok(ledger)
     }
 
     /// Where the ledger lives.
@@ -136,6 +185,7 @@ impl SqliteLedger {
     /// Closes every connection, waiting for the ones in use (graceful shutdown).
     pub async fn close(&self) {
         self.readers.close().await;
+        self.relaxed.close().await;
         self.writer.close().await;
     }
 }
@@ -177,36 +227,21 @@ fn now() -> i64 {
 #[async_trait::async_trait]
 impl Ledger for SqliteLedger {
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
-        let ids = self.insert_many(std::slice::from_ref(export)).await?;
-        ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
+        match &self.inserts {
+            Some(queue) => group::insert(queue, export.clone()).await,
+            None => {
+                let ids = self.insert_rows(std::slice::from_ref(export)).await?;
+                ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
+            }
+        }
     }
 
     async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
-        // An explicit transaction, so that a failing commit (disk full) is an error: with
-        // RETURNING in autocommit mode the commit happens after the id is read, and its
-        // error would be lost, acknowledging a save whose row was never written.
-        let now = now();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut ids = Vec::with_capacity(exports.len());
-        for export in exports {
-            let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
-            if !export.facts.is_empty() {
-                sqlx::query(sql::INSERT_EXPORT_FACTS).bind(id).bind(hashes_json(&export.facts)).execute(&mut *tx).await?;
-            }
-            if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
-                sqlx::query(sql::LINK_GRAPH).bind(id).bind(&export.db).bind(key).bind(version).execute(&mut *tx).await?;
-            }
-            if let (Some(key), Some(graph)) = (&export.graph_key, &export.snapshot) {
-                store_graph(&mut tx, key, export.graph_version, id, graph, now).await?;
-            }
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(ids)
+        self.insert_rows(exports).await
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
         let latest: Option<(i64, String, Option<i64>, Option<String>)> =
             sqlx::query_as(sql::GRAPH_LATEST).bind(db).bind(graph_key).fetch_optional(&mut *tx).await?;
         let slot = match latest {
@@ -254,7 +289,7 @@ impl Ledger for SqliteLedger {
             query = query.bind(ids_json(candidates));
         }
         // IMMEDIATE: hold the write lock from before the ready rows are chosen until commit.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
         let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         into_exports(rows)
@@ -281,7 +316,7 @@ impl Ledger for SqliteLedger {
             Outcome::Released => held(sql::FINISH_RELEASED),
             Outcome::Postponed { error } => held(sql::FINISH_POSTPONED).bind(error.as_str()),
         };
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
         query.execute(&mut *tx).await?;
         if *outcome == Outcome::Ingested {
             // What Glean now holds is known for the database, so later deltas leave it out.
@@ -293,7 +328,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn recover(&self, owner: &str) -> Result<u64, LedgerError> {
-        let done = sqlx::query(sql::RECOVER).bind(owner).bind(now()).execute(&self.writer).await?;
+        let done = sqlx::query(sql::RECOVER).bind(owner).bind(now()).execute(&self.relaxed).await?;
         Ok(done.rows_affected())
     }
 
