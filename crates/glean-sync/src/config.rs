@@ -89,6 +89,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "GLEAN_LEASE_SECS", value_name = "GLEAN_LEASE_SECS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub lease_secs: u64,
+    /// A PostgreSQL ledger shared by several nodes (postgres://...); unset: the embedded SQLite ledger.
+    #[arg(long, global = true, env = "GLEAN_SYNC_DATABASE_URL", value_name = "GLEAN_SYNC_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// This node's name in a shared ledger (default: host name and export directory).
+    #[arg(long, global = true, env = "GLEAN_SYNC_NODE_ID", value_name = "GLEAN_SYNC_NODE_ID")]
+    pub node_id: Option<String>,
     /// Seconds a graceful shutdown waits for writes in flight (0-3600).
     #[arg(long, global = true, env = "GLEAN_SHUTDOWN_TIMEOUT_SECS", value_name = "GLEAN_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -217,6 +223,15 @@ pub struct SchemaConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// Where the ledger lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerLocation {
+    /// The embedded SQLite file (one process).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database shared by several nodes.
+    Postgres(String),
+}
+
 /// The queue and the workers.
 #[derive(Debug, Clone)]
 pub struct ExporterConfig {
@@ -245,8 +260,12 @@ pub struct Config {
     pub export: ExportConfig,
     /// Schema.
     pub schema: SchemaConfig,
-    /// The ledger's SQLite file.
+    /// The ledger: an SQLite file, or a shared PostgreSQL database.
+    pub ledger: LedgerLocation,
+    /// The ledger's SQLite file (also when a shared ledger is used, for `status` of old state).
     pub ledger_path: PathBuf,
+    /// This node's name as a ledger owner: stable across restarts, unique per deployment.
+    pub node_id: String,
     /// The state directory (ledger, lock, generated schema directory).
     pub state_dir: PathBuf,
     /// Queue and workers.
@@ -275,13 +294,26 @@ impl Settings {
             check_schema_declares(&resolved, &self.predicate_prefix)?;
         }
         let ledger_path = self.state.clone().unwrap_or_else(|| self.export_dir.join(".glean-sync").join("ledger.sqlite"));
+        let ledger = match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => LedgerLocation::Postgres(url.clone()),
+            Some(url) => {
+                return Err(ConfigError::Invalid {
+                    var: "GLEAN_SYNC_DATABASE_URL",
+                    value: url.split('@').next_back().unwrap_or_default().to_owned(),
+                    reason: "expected postgres://USER@HOST:PORT/DATABASE".into(),
+                })
+            }
+            None => LedgerLocation::Sqlite(ledger_path.clone()),
+        };
         let state_dir = ledger_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         Ok(Config {
             mode,
             glean,
             export: ExportConfig { dir: self.export_dir.clone(), compression: self.batch_compression, predicates },
             schema,
+            ledger,
             ledger_path,
+            node_id: self.node_id.clone().unwrap_or_else(|| default_node_id(&self.export_dir)),
             state_dir,
             exporter: ExporterConfig {
                 workers: usize::from(self.workers),
@@ -370,6 +402,15 @@ fn with_all_schema(mut source: SchemaSource) -> SchemaSource {
         source.files.push(("all.angle".to_owned(), format!("schema all.1 : {} {{}}\n", declared.join(", "))));
     }
     source
+}
+
+/// `<host>:<hash of the export directory>`: the same after a restart, different for two
+/// deployments on one host (each has its own export directory).
+fn default_node_id(export_dir: &Path) -> String {
+    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into());
+    let dir = std::fs::canonicalize(export_dir).unwrap_or_else(|_| export_dir.to_owned());
+    let hash = blake3::hash(dir.to_string_lossy().as_bytes()).to_hex();
+    format!("{host}:{}", &hash[..12])
 }
 
 fn valid_host_port(s: &str) -> bool {
