@@ -467,9 +467,11 @@ impl Shared {
     async fn write(&self, paths: &[PathBuf]) -> Result<(), Option<SinkError>> {
         let Some(sink) = &self.sink else { return Err(None) };
         let started = std::time::Instant::now();
-        let result = tokio::select! {
-            r = sink.write(paths) => r.map_err(Some),
-            () = self.hard_stop.cancelled() => Err(None),
+        // The sink stops at a hard stop and cleans up (kills and reaps glean) before returning.
+        let result = match sink.write_until(paths, &self.hard_stop).await {
+            Ok(()) => Ok(()),
+            Err(SinkError::Cancelled) => Err(None),
+            Err(e) => Err(Some(e)),
         };
         crate::metrics::write(result.is_ok(), started.elapsed());
         match &result {

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// How long `check` lets `PROGRAM --help` run.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,13 +105,14 @@ impl CliSink {
     }
 
     /// Runs the program until `deadline`; spawn failures and timeouts become `SinkError`s.
-    async fn run(&self, args: &[OsString], deadline: Instant) -> Result<Finished, SinkError> {
+    async fn run(&self, args: &[OsString], deadline: Instant, cancel: &CancellationToken) -> Result<Finished, SinkError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(SinkError::Timeout(self.config.timeout));
         }
         tracing::debug!(program = %self.config.program.display(), ?args, "running glean");
-        process::run(&self.config.program, args, left).await.map_err(|e| match e {
+        process::run(&self.config.program, args, left, cancel).await.map_err(|e| match e {
+            RunError::Cancelled => SinkError::Cancelled,
             RunError::Spawn(e) => SinkError::Spawn { program: self.config.program.display().to_string(), message: e.to_string() },
             RunError::Wait(e) => SinkError::Other(format!("{}: {e}", self.config.program.display())),
             RunError::Timeout { stderr } => {
@@ -121,8 +123,8 @@ impl CliSink {
     }
 
     /// Creates the database; one that already exists is just as good.
-    async fn create(&self, deadline: Instant) -> Result<(), SinkError> {
-        let finished = self.run(&self.create_args(), deadline).await?;
+    async fn create(&self, deadline: Instant, cancel: &CancellationToken) -> Result<(), SinkError> {
+        let finished = self.run(&self.create_args(), deadline, cancel).await?;
         let exists = finished.status.code() == Some(3) && finished.stderr.contains("already exists");
         if !finished.status.success() && !exists {
             return Err(match classify::classify(finished.status, &finished.stderr, &self.config.db, &[]) {
@@ -136,8 +138,8 @@ impl CliSink {
     }
 
     /// One `glean write` of `files`.
-    async fn write_once(&self, files: &[PathBuf], deadline: Instant) -> Result<(), SinkError> {
-        let finished = self.run(&self.write_args(files), deadline).await?;
+    async fn write_once(&self, files: &[PathBuf], deadline: Instant, cancel: &CancellationToken) -> Result<(), SinkError> {
+        let finished = self.run(&self.write_args(files), deadline, cancel).await?;
         tracing::debug!(stdout = %finished.stdout, "glean write finished");
         if finished.status.success() {
             return Ok(());
@@ -160,21 +162,21 @@ impl Sink for CliSink {
         format!("cli: {} --db {} {target}", self.config.program.display(), self.config.db)
     }
 
-    async fn write(&self, files: &[PathBuf]) -> Result<(), SinkError> {
+    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<(), SinkError> {
         if files.is_empty() {
             return Ok(());
         }
         let deadline = Instant::now() + self.config.timeout;
         if !self.created.load(Ordering::Acquire) {
-            self.create(deadline).await?;
+            self.create(deadline, cancel).await?;
         }
-        match self.write_once(files, deadline).await {
+        match self.write_once(files, deadline, cancel).await {
             Err(SinkError::UnknownDatabase(reason)) => {
                 // Deleted since we created it (or created elsewhere and gone): create it again, write once more.
                 tracing::info!(db = %self.config.db, %reason, "glean database disappeared; creating it again");
                 self.created.store(false, Ordering::Release);
-                self.create(deadline).await?;
-                self.write_once(files, deadline).await
+                self.create(deadline, cancel).await?;
+                self.write_once(files, deadline, cancel).await
             }
             other => other,
         }
@@ -182,7 +184,7 @@ impl Sink for CliSink {
 
     async fn check(&self) -> Result<(), SinkError> {
         let deadline = Instant::now() + self.config.timeout.min(CHECK_TIMEOUT);
-        let finished = self.run(&["--help".into()], deadline).await?;
+        let finished = self.run(&["--help".into()], deadline, &CancellationToken::new()).await?;
         if finished.status.success() {
             return Ok(());
         }

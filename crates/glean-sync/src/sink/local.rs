@@ -16,6 +16,7 @@ use glean_catalog::batch::BatchError;
 use glean_catalog::schema::SchemaSource;
 use glean_catalog::store::{BatchInput, Catalog, Database, DbRef, DbStatus, StoreError, WriteSummary};
 use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the `local` sink needs, and nothing more.
@@ -168,7 +169,11 @@ impl Sink for LocalSink {
         format!("local: catalog {} --db {}", self.shared.catalog.root().display(), self.shared.db)
     }
 
-    async fn write(&self, files: &[PathBuf]) -> Result<(), SinkError> {
+    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<(), SinkError> {
+        // A catalog transaction is short and cannot be interrupted; only one not yet begun is stopped.
+        if cancel.is_cancelled() {
+            return Err(SinkError::Cancelled);
+        }
         if files.is_empty() {
             return Ok(());
         }

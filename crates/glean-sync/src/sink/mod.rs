@@ -13,6 +13,7 @@ pub mod local;
 
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Why a write did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -56,6 +57,9 @@ pub enum SinkError {
     /// Any other failure; assumed transient.
     #[error("{0}")]
     Other(String),
+    /// The write was stopped at shutdown (nothing is known of it; it will be done again).
+    #[error("the write was cancelled at shutdown")]
+    Cancelled,
 }
 
 impl SinkError {
@@ -67,7 +71,8 @@ impl SinkError {
             | SinkError::Unreachable(_)
             | SinkError::UnknownDatabase(_)
             | SinkError::Spawn { .. }
-            | SinkError::Other(_) => true,
+            | SinkError::Other(_)
+            | SinkError::Cancelled => true,
             SinkError::ReadOnly(_) | SinkError::Rejected { .. } => false,
         }
     }
@@ -89,6 +94,7 @@ impl SinkError {
             SinkError::ReadOnly(_) => "read_only",
             SinkError::Rejected { .. } => "rejected",
             SinkError::Other(_) => "other",
+            SinkError::Cancelled => "cancelled",
         }
     }
 }
@@ -137,8 +143,15 @@ pub trait Sink: Send + Sync + 'static {
 
     /// Writes every file, each all-or-nothing. `Ok` only when all were written;
     /// files before a failing one may have been written (Glean keeps them),
-    /// which is harmless because writing a batch again changes nothing.
-    async fn write(&self, files: &[PathBuf]) -> Result<(), SinkError>;
+    /// which is harmless because writing a batch again changes nothing. When
+    /// `cancel` fires the write stops (a glean process group is killed and
+    /// reaped before this returns) with `SinkError::Cancelled`.
+    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<(), SinkError>;
+
+    /// `write_until` without cancellation.
+    async fn write(&self, files: &[PathBuf]) -> Result<(), SinkError> {
+        self.write_until(files, &CancellationToken::new()).await
+    }
 
     /// Checks that the sink can take writes (binary runs / catalog opens).
     async fn check(&self) -> Result<(), SinkError>;

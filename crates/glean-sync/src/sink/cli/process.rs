@@ -35,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Bytes of stderr kept (the end of it, where the cause is).
 pub(super) const STDERR_TAIL_BYTES: usize = 4096;
@@ -77,10 +78,13 @@ pub(super) enum RunError {
         /// The end of its standard error, bounded.
         stderr: String,
     },
+    /// The caller cancelled the run; the group was killed and reaped.
+    #[error("cancelled")]
+    Cancelled,
 }
 
-/// Runs `program args` until it exits or `timeout` passes; see the module doc.
-pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration) -> Result<Finished, RunError> {
+/// Runs `program args` until it exits, `timeout` passes or `cancel` fires; see the module doc.
+pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration, cancel: &CancellationToken) -> Result<Finished, RunError> {
     become_subreaper();
     let mut command = Command::new(program);
     command
@@ -98,15 +102,24 @@ pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration) ->
     let mut group = Group { leader: Some(child), pgid };
 
     // `None`: the timeout passed and the group was killed.
-    let ended = match tokio::time::timeout(timeout, group.wait()).await {
-        Ok(Ok(status)) => Ok(Some(status)),
-        Ok(Err(e)) => {
+    let waited = tokio::select! {
+        w = tokio::time::timeout(timeout, group.wait()) => Some(w),
+        () = cancel.cancelled() => None,
+    };
+    let ended = match waited {
+        Some(Ok(Ok(status))) => Ok(Some(status)),
+        Some(Ok(Err(e))) => {
             group.kill_and_reap().await;
             Err(RunError::Wait(e))
         }
-        Err(_elapsed) => {
+        Some(Err(_elapsed)) => {
             group.kill_and_reap().await;
             Ok(None)
+        }
+        None => {
+            // Killed and reaped here, not left to a background task that a process exit would cut short.
+            group.kill_and_reap().await;
+            Err(RunError::Cancelled)
         }
     };
     group.reap_rest().await;

@@ -125,7 +125,7 @@ async fn a_hanging_write_is_killed_with_its_whole_process_group() {
     let sink = sink(dir.path(), program, Duration::from_secs(1));
     let file = node_batch(dir.path(), "a.json", &["n1"]);
     // Create outside the timed call, so only the hanging write counts against the 1 s.
-    sink.create(Instant::now() + Duration::from_secs(30)).await.expect("create passes through to glean-local");
+    sink.create(Instant::now() + Duration::from_secs(30), &CancellationToken::new()).await.expect("create passes through to glean-local");
     let started = StdInstant::now();
     let err = sink.write(&[file]).await.expect_err("hangs");
     let took = started.elapsed();
@@ -144,7 +144,7 @@ async fn a_cancelled_write_still_kills_and_reaps_its_group() {
     let pids = dir.path().join("pids");
     let program = Wrapper::default().only_for("write").hang_with_child(&pids).write(dir.path(), "glean");
     let sink = sink(dir.path(), program, Duration::from_secs(60));
-    sink.create(Instant::now() + Duration::from_secs(30)).await.expect("create");
+    sink.create(Instant::now() + Duration::from_secs(30), &CancellationToken::new()).await.expect("create");
     let file = node_batch(dir.path(), "a.json", &["n1"]);
     // The caller gives up long before the sink's own timeout: the write future is dropped mid-run.
     let cancelled = tokio::time::timeout(Duration::from_millis(500), sink.write(&[file])).await;
