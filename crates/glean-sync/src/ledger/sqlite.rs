@@ -4,7 +4,9 @@
 //! is the only code that reads or writes it. Exports come in through
 //! `insert`, workers take them with `claim` and end them with `finish`; every
 //! method has committed, durably, when it returns. It never decides about
-//! retries or talks to Glean: it records what the exporter decided.
+//! retries or talks to Glean: it records what the exporter decided. It
+//! carries no payloads (`NewExport::payload` is ignored): the batch file in
+//! the local export directory is the only copy a single node needs.
 //!
 //! # Table layout
 //!
@@ -300,6 +302,11 @@ impl Ledger for SqliteLedger {
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError> {
         let row = sqlx::query_as::<_, ExportRow>(sql::GET).bind(id).fetch_optional(&self.readers).await?;
         row.map(ExportRow::into_export).transpose()
+    }
+
+    async fn payload(&self, _id: ExportId) -> Result<Option<Vec<u8>>, LedgerError> {
+        // The batch file in the local export directory is the payload; nothing is stored here.
+        Ok(None)
     }
 
     async fn graph(&self, graph_key: &str) -> Result<Option<StoredGraph>, LedgerError> {
