@@ -37,6 +37,7 @@
 //! (`NewExport::payload`, read back with [`Ledger::payload`]), so that any
 //! node can write any export, whichever node took the save.
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
