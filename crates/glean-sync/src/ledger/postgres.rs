@@ -133,6 +133,8 @@ mod row;
 mod save;
 mod selection;
 mod sql;
+#[cfg(test)]
+mod tests;
 
 use super::{Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot};
 use connect::Target;

@@ -108,6 +108,12 @@ impl Target {
     }
 }
 
+/// How many migrations the ledger has (tests check each ran once).
+#[cfg(test)]
+pub(super) fn migration_count() -> usize {
+    MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).count()
+}
+
 /// Whether `schema` is a plain identifier: safe inside double quotes, and spelled as PostgreSQL folds it.
 fn valid_schema(schema: &str) -> bool {
     let mut chars = schema.chars();
