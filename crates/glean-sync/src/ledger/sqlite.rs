@@ -113,6 +113,11 @@ impl SqliteLedger {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
+        // The writer's first connection switches a new file to WAL, which SQLite may refuse
+        // with "database is locked" at once, busy timeout or not, while another connection
+        // does the same (seen in 1 of 6 runs of the concurrent-open test):
+        // that switch and the migrations happen under the open lock.
+        let lock = open_lock(path).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
@@ -120,7 +125,9 @@ impl SqliteLedger {
             .connect_with(writer_options)
             .await
             .map_err(|e| location(path, &e))?;
-        migrate(path, &writer).await?;
+        let migrated = MIGRATOR.run(&writer).await;
+        drop(lock);
+        migrated?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
@@ -142,20 +149,18 @@ impl SqliteLedger {
     }
 }
 
-/// Runs the migrations under a file lock: two processes opening a new ledger at
-/// once (a server and `status`, say) would otherwise both run the first one.
-async fn migrate(path: &Path, writer: &SqlitePool) -> Result<(), LedgerError> {
+/// Takes the file lock under which a ledger is created and migrated: two processes
+/// opening a new ledger at once (a server and `status`, say) would otherwise both switch
+/// it to WAL and both run the first migration.
+async fn open_lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, LedgerError> {
     let lock_path = path.with_extension("sqlite-migrate-lock");
-    let lock = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))
     })
     .await
     .map_err(|e| location(path, &e))?
-    .map_err(|e| location(path, &e))?;
-    let result = MIGRATOR.run(writer).await;
-    drop(lock);
-    Ok(result?)
+    .map_err(|e| location(path, &e))
 }
 
 /// Creates the directory the ledger file goes in.
