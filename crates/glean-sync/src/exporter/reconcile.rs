@@ -95,6 +95,7 @@ fn describe(path: &Path, name: &str, db: &str) -> NewExport {
         facts: Vec::new(),
         dead: None,
         snapshot: None,
+        payload: None,
     }
 }
 

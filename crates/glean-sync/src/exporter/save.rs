@@ -154,6 +154,7 @@ fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64
         facts,
         dead: None,
         snapshot: g.key().map(|_| hashed.graph.clone()),
+        payload: None,
     };
     Ok((new, hashed))
 }

@@ -7,16 +7,20 @@
 //! two, the durability check reopens. An implementation runs the whole suite
 //! with one line in its tests, `ledger_conformance!(<expression giving a fresh
 //! Backend>)`, which makes one `#[tokio::test]` per check; a new check is
-//! added to the list in that macro and so runs on every implementation.
+//! added to the list in that macro and so runs on every implementation. A
+//! backend that needs a server (PostgreSQL) uses `ledger_conformance!(optional:
+//! <expression giving Option<Backend>>)` and says why when it gives `None`.
 //!
 //! Checks use only the `Ledger` trait, never SQL, and never sleep for more
 //! than a few milliseconds: times that must be past or future are chosen so.
 
 mod claims;
+mod contents;
 mod outcomes;
 mod records;
 
 pub(crate) use claims::*;
+pub(crate) use contents::*;
 pub(crate) use outcomes::*;
 pub(crate) use records::*;
 
@@ -30,11 +34,21 @@ use std::time::Duration;
 pub(crate) trait Backend: Send + Sync {
     /// Opens a handle (panics if it cannot: this is a test).
     async fn open(&self) -> Arc<dyn Ledger>;
+
+    /// Whether the ledger carries payloads (a shared ledger does; SQLite leaves them in files).
+    fn stores_payloads(&self) -> bool {
+        false
+    }
 }
 
 /// Runs every conformance check as its own `#[tokio::test]`; `$backend` makes a fresh backend.
+/// With `optional:`, `$backend` gives an `Option` of one, and each test returns at once on
+/// `None` (the backend says why it is not available).
 macro_rules! ledger_conformance {
-    ($backend:expr) => {
+    (optional: $backend:expr) => {
+        $crate::ledger::conformance::ledger_conformance!(@list $backend);
+    };
+    (@list $backend:expr) => {
         $crate::ledger::conformance::ledger_conformance!(@each $backend;
             insert_then_get_returns_every_field,
             ids_grow,
@@ -60,6 +74,8 @@ macro_rules! ledger_conformance {
             facts_become_known_when_ingested,
             an_export_can_be_recorded_dead,
             graphs_are_stored_by_key_and_only_newer_versions_replace_them,
+            stored_properties_read_back_canonical,
+            payloads_round_trip_where_carried,
             large_ledger_still_claims,
         );
     };
@@ -67,10 +83,13 @@ macro_rules! ledger_conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                let backend = $backend;
+                let Some(backend) = $backend else { return };
                 $crate::ledger::conformance::$check(&backend).await;
             }
         )*
+    };
+    ($backend:expr) => {
+        $crate::ledger::conformance::ledger_conformance!(@list Some($backend));
     };
 }
 pub(crate) use ledger_conformance;

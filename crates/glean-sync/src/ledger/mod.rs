@@ -30,7 +30,14 @@
 //! Implementations: `sqlite` (embedded, the default) and, for several nodes
 //! sharing work, `postgres`. Both pass the same conformance suite. Nothing
 //! outside this module writes SQL against the ledger.
+//!
+//! Payloads: on SQLite the batch file in the local export directory is the
+//! only copy of an export's facts, so the ledger records its name and nothing
+//! more. A shared ledger (PostgreSQL) also carries each batch's bytes
+//! (`NewExport::payload`, read back with [`Ledger::payload`]), so that any
+//! node can write any export, whichever node took the save.
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -118,6 +125,9 @@ pub struct NewExport {
     /// The graph itself, stored under `graph_key` in the same transaction (graph
     /// persistence), unless a newer version of it is stored already.
     pub snapshot: Option<Arc<Graph>>,
+    /// The batch file's bytes, for a ledger that carries payloads (a shared one):
+    /// any node can then write the export. Ledgers that do not carry them ignore it.
+    pub payload: Option<Vec<u8>>,
 }
 
 /// A graph as last saved under its key (`GET /graphs/{key}`).
@@ -263,10 +273,13 @@ pub enum LedgerError {
         /// What is wrong.
         message: String,
     },
-    /// The ledger's file or directory cannot be used.
+    /// A batch payload cannot be prepared for storage (compression failed).
+    #[error("ledger payload cannot be stored: {0}")]
+    Payload(String),
+    /// The ledger's file, directory, database or schema cannot be used.
     #[error("ledger at {path}: {message}")]
     Location {
-        /// Where the ledger lives.
+        /// Where the ledger lives (a path, or a database URL without its password).
         path: String,
         /// What is wrong.
         message: String,
@@ -319,6 +332,10 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// One row.
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError>;
+
+    /// The batch bytes recorded with an export (`NewExport::payload`), exactly as given;
+    /// `None` when the export has none, is unknown, or this ledger does not carry payloads.
+    async fn payload(&self, id: ExportId) -> Result<Option<Vec<u8>>, LedgerError>;
 
     /// The graph last saved under `graph_key`, if any.
     async fn graph(&self, graph_key: &str) -> Result<Option<StoredGraph>, LedgerError>;

@@ -4,7 +4,9 @@
 //! is the only code that reads or writes it. Exports come in through
 //! `insert`, workers take them with `claim` and end them with `finish`; every
 //! method has committed, durably, when it returns. It never decides about
-//! retries or talks to Glean: it records what the exporter decided.
+//! retries or talks to Glean: it records what the exporter decided. It
+//! carries no payloads (`NewExport::payload` is ignored): the batch file in
+//! the local export directory is the only copy a single node needs.
 //!
 //! # Table layout
 //!
@@ -151,6 +153,11 @@ impl SqliteLedger {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
+        // The writer's first connection switches a new file to WAL, which SQLite may refuse
+        // with "database is locked" at once, busy timeout or not, while another connection
+        // does the same (seen in 1 of 6 runs of the concurrent-open test):
+        // that switch and the migrations happen under the open lock.
+        let lock = open_lock(path).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
@@ -158,7 +165,9 @@ impl SqliteLedger {
             .connect_with(writer_options)
             .await
             .map_err(|e| location(path, &e))?;
-        migrate(path, &writer).await?;
+        let migrated = MIGRATOR.run(&writer).await;
+        drop(lock);
+        migrated?;
         let relaxed = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
@@ -190,20 +199,18 @@ impl SqliteLedger {
     }
 }
 
-/// Runs the migrations under a file lock: two processes opening a new ledger at
-/// once (a server and `status`, say) would otherwise both run the first one.
-async fn migrate(path: &Path, writer: &SqlitePool) -> Result<(), LedgerError> {
+/// Takes the file lock under which a ledger is created and migrated: two processes
+/// opening a new ledger at once (a server and `status`, say) would otherwise both switch
+/// it to WAL and both run the first migration.
+async fn open_lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, LedgerError> {
     let lock_path = path.with_extension("sqlite-migrate-lock");
-    let lock = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))
     })
     .await
     .map_err(|e| location(path, &e))?
-    .map_err(|e| location(path, &e))?;
-    let result = MIGRATOR.run(writer).await;
-    drop(lock);
-    Ok(result?)
+    .map_err(|e| location(path, &e))
 }
 
 /// Creates the directory the ledger file goes in.
@@ -335,6 +342,11 @@ impl Ledger for SqliteLedger {
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError> {
         let row = sqlx::query_as::<_, ExportRow>(sql::GET).bind(id).fetch_optional(&self.readers).await?;
         row.map(ExportRow::into_export).transpose()
+    }
+
+    async fn payload(&self, _id: ExportId) -> Result<Option<Vec<u8>>, LedgerError> {
+        // The batch file in the local export directory is the payload; nothing is stored here.
+        Ok(None)
     }
 
     async fn graph(&self, graph_key: &str) -> Result<Option<StoredGraph>, LedgerError> {
