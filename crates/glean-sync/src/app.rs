@@ -7,7 +7,8 @@
 //! nothing else builds components.
 
 use crate::batch::BatchDir;
-use crate::config::{Config, GleanConfig, GleanTarget, Mode, SchemaConfig};
+use crate::config::{Config, GleanConfig, GleanTarget, LedgerLocation, Mode, SchemaConfig};
+use crate::ledger::postgres::PgLedger;
 use crate::exporter::{Exporter, Parts};
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, LedgerError};
@@ -62,7 +63,20 @@ pub struct App {
 
 /// Opens the ledger alone (for `status` and `replay`, which may run beside a server).
 pub async fn open_ledger(config: &Config) -> Result<Arc<dyn Ledger>, StartError> {
-    Ok(Arc::new(SqliteLedger::open(&config.ledger_path).await?))
+    Ok(match &config.ledger {
+        LedgerLocation::Sqlite(path) => Arc::new(SqliteLedger::open(path).await?),
+        LedgerLocation::Postgres { url, schema } => Arc::new(PgLedger::connect(url, schema.as_deref()).await?),
+    })
+}
+
+/// This process's name as a ledger owner: on an embedded ledger, which one process drives
+/// (the state directory's lock sees to it), everything in flight is its own; on a shared
+/// one, its node id.
+fn owner(config: &Config) -> String {
+    match config.ledger {
+        LedgerLocation::Sqlite(_) => LOCAL_OWNER.to_owned(),
+        LedgerLocation::Postgres { .. } => config.node_id.clone(),
+    }
 }
 
 /// Starts the exporter as `config` says; `mode` overrides the configured mode (`drain` delivers even in batch mode).
@@ -81,7 +95,7 @@ pub async fn start(config: Config, mode: Mode) -> Result<App, StartError> {
         batches,
         predicates: config.export.predicates.clone(),
         config: config.exporter.clone(),
-        owner: LOCAL_OWNER.to_owned(),
+        owner: owner(&config),
         db: config.glean.as_ref().map(|g| g.db.to_string()).unwrap_or_default(),
     })
     .await?;

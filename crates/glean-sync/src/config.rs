@@ -92,6 +92,9 @@ pub struct Settings {
     /// A PostgreSQL ledger shared by several nodes (postgres://...); unset: the embedded SQLite ledger.
     #[arg(long, global = true, env = "GLEAN_SYNC_DATABASE_URL", value_name = "GLEAN_SYNC_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Schema of the shared ledger's tables (created if missing; default: the connection's search_path).
+    #[arg(long, global = true, env = "GLEAN_SYNC_DATABASE_SCHEMA", value_name = "GLEAN_SYNC_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
     /// This node's name in a shared ledger (default: host name and export directory).
     #[arg(long, global = true, env = "GLEAN_SYNC_NODE_ID", value_name = "GLEAN_SYNC_NODE_ID")]
     pub node_id: Option<String>,
@@ -228,8 +231,13 @@ pub struct SchemaConfig {
 pub enum LedgerLocation {
     /// The embedded SQLite file (one process).
     Sqlite(PathBuf),
-    /// A PostgreSQL database shared by several nodes.
-    Postgres(String),
+    /// A PostgreSQL database shared by several nodes: its URL, and the schema of its tables.
+    Postgres {
+        /// `postgres://...`.
+        url: String,
+        /// The schema holding the tables (`None`: the search_path's first).
+        schema: Option<String>,
+    },
 }
 
 /// The queue and the workers.
@@ -295,7 +303,9 @@ impl Settings {
         }
         let ledger_path = self.state.clone().unwrap_or_else(|| self.export_dir.join(".glean-sync").join("ledger.sqlite"));
         let ledger = match &self.database_url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => LedgerLocation::Postgres(url.clone()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                LedgerLocation::Postgres { url: url.clone(), schema: self.database_schema.clone() }
+            }
             Some(url) => {
                 return Err(ConfigError::Invalid {
                     var: "GLEAN_SYNC_DATABASE_URL",
@@ -330,10 +340,11 @@ impl Settings {
         })
     }
 
-    /// The lease outlives the slowest write: the write timeout, plus isolating a poisoned batch file by file.
+    /// The lease outlives a write and a retry of it (isolating a poisoned batch may
+    /// take longer: then another node may write an export twice, which is harmless).
     fn lease(&self) -> Duration {
         let write = Duration::from_secs(self.write_timeout_secs);
-        Duration::from_secs(self.lease_secs).max(write * 2 + Duration::from_secs(30))
+        Duration::from_secs(self.lease_secs).max(write * 2 + Duration::from_secs(1))
     }
 
     fn glean_config(&self, name: &str) -> Result<GleanConfig, ConfigError> {

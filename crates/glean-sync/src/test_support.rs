@@ -520,3 +520,106 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// The variable naming the PostgreSQL database tests may use.
+pub(crate) const PG_URL_VAR: &str = "GLEAN_SYNC_TEST_DATABASE_URL";
+
+/// Every test schema's name starts with this (and only test schemas' names do).
+const PG_SCHEMA_PREFIX: &str = "glean_sync_test_";
+
+/// Test schemas older than this are leftovers of a killed run (no test runs this long).
+const PG_STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// A fresh schema on the test database (`GLEAN_SYNC_TEST_DATABASE_URL`), dropped with
+/// this value, even when the test panics; schemas a killed run left are swept once
+/// they are an hour old. Tests run in parallel, each in its own schema.
+pub(crate) struct PgSchema {
+    /// The test database.
+    pub url: String,
+    /// The schema (`glean_sync_test_<unix secs>_<ulid>`).
+    pub name: String,
+}
+
+impl PgSchema {
+    /// A fresh schema, or `None` after saying that the `what` tests are skipped.
+    pub(crate) fn from_env(what: &str) -> Option<PgSchema> {
+        match std::env::var(PG_URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => {
+                let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let name = format!("{PG_SCHEMA_PREFIX}{secs}_{}", ulid::Ulid::generate().to_string().to_lowercase());
+                Some(PgSchema { url, name })
+            }
+            _ => {
+                pg_skipped(what);
+                None
+            }
+        }
+    }
+}
+
+/// Tells that PostgreSQL tests are skipped: in the test's output, and once per run
+/// straight on stderr, which the test harness does not capture.
+fn pg_skipped(what: &str) {
+    use std::io::Write;
+    let line = format!("skipped: {PG_URL_VAR} is not set ({what})");
+    println!("{line}");
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    });
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        // Drop may run inside a test's runtime (or while unwinding): the cleanup gets
+        // a thread and a runtime of its own, and reports instead of panicking.
+        let (url, schema) = (self.url.clone(), self.name.clone());
+        let cleanup = std::thread::spawn(move || drop_pg_schemas(&url, &schema));
+        match cleanup.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test schema {} was not dropped: {e}", self.name),
+            Err(_) => eprintln!("test schema {} was not dropped: cleanup panicked", self.name),
+        }
+    }
+}
+
+/// Drops `schema`, and once per run the test schemas a killed run left behind.
+fn drop_pg_schemas(url: &str, schema: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut conn = sqlx::postgres::PgConnection::connect(url).await?;
+        // A session still in a transaction (a panic mid-statement) ends when its socket
+        // closes; wait for that, but not forever.
+        sqlx::query("SET lock_timeout = '30s'").execute(&mut conn).await?;
+        drop_pg_schema(&mut conn, schema).await?;
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        let mut first = false;
+        SWEEP.call_once(|| first = true);
+        if first {
+            sweep_stale_pg_schemas(&mut conn).await?;
+        }
+        conn.close().await
+    })
+}
+
+async fn drop_pg_schema(conn: &mut sqlx::postgres::PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    let statement = sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+    sqlx::query(statement).execute(conn).await.map(|_| ())
+}
+
+/// Drops test schemas older than `PG_STALE_AFTER` (their name carries their creation time).
+async fn sweep_stale_pg_schemas(conn: &mut sqlx::postgres::PgConnection) -> Result<(), sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)")
+        .bind(PG_SCHEMA_PREFIX)
+        .fetch_all(&mut *conn)
+        .await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for name in names {
+        let created = name[PG_SCHEMA_PREFIX.len()..].split('_').next().and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|c| now.saturating_sub(c) > PG_STALE_AFTER.as_secs()) {
+            drop_pg_schema(conn, &name).await?;
+        }
+    }
+    Ok(())
+}

@@ -253,6 +253,8 @@ impl Exporter {
             mode: self.mode(),
             sink: s.sink.as_ref().map(|k| k.kind()),
             sink_description: s.sink.as_ref().map(|k| k.describe()),
+            node: s.owner.clone(),
+            shared_ledger: s.ledger.shared(),
         }))
     }
 
@@ -403,30 +405,37 @@ impl Shared {
     /// Writes the claimed exports and decides each one's outcome.
     async fn deliver(&self, exports: &[Export]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; exports.len()];
+        let mut paths = Vec::with_capacity(exports.len());
         let mut remaining: Vec<usize> = Vec::new();
         for (i, e) in exports.iter().enumerate() {
-            match reconcile::check_file(self.batches.path(), e) {
-                Ok(()) => remaining.push(i),
-                Err(error) => outcomes[i] = Some(Outcome::Dead { error }),
+            match self.batch_file(e).await {
+                Ok(path) => {
+                    paths.push(path);
+                    remaining.push(i);
+                }
+                Err(outcome) => {
+                    paths.push(PathBuf::new());
+                    outcomes[i] = Some(outcome);
+                }
             }
         }
         while !remaining.is_empty() {
-            let paths: Vec<PathBuf> = remaining.iter().map(|&i| self.path_of(&exports[i])).collect();
-            match self.write(&paths).await {
+            let batch: Vec<PathBuf> = remaining.iter().map(|&i| paths[i].clone()).collect();
+            match self.write(&batch).await {
                 Ok(()) => self.settle_all(&mut outcomes, &remaining, |_| Outcome::Ingested),
                 Err(None) => self.settle_all(&mut outcomes, &remaining, |_| Outcome::Released),
                 Err(Some(SinkError::Rejected { file: Some(bad), reason })) if remaining.len() > 1 => {
                     // Glean named the poisoned file: it dies, and the others are written again without it.
-                    if let Some(pos) = remaining.iter().position(|&i| self.path_of(&exports[i]) == bad) {
+                    if let Some(pos) = remaining.iter().position(|&i| paths[i] == bad) {
                         let i = remaining.remove(pos);
                         self.stats.failed(1, "rejected", &reason);
                         outcomes[i] = Some(Outcome::Dead { error: format!("batch rejected: {reason}") });
                         continue;
                     }
-                    self.isolate(exports, &remaining, &mut outcomes).await;
+                    self.isolate(exports, &paths, &remaining, &mut outcomes).await;
                 }
                 Err(Some(SinkError::Rejected { .. })) if remaining.len() > 1 => {
-                    self.isolate(exports, &remaining, &mut outcomes).await;
+                    self.isolate(exports, &paths, &remaining, &mut outcomes).await;
                 }
                 Err(Some(e)) => {
                     self.stats.failed(remaining.len() as u64, e.cause(), &e.to_string());
@@ -438,10 +447,27 @@ impl Shared {
         outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Released)).collect()
     }
 
+    /// The file to hand the sink: the local batch file, or, on a shared ledger, a
+    /// copy of the payload of an export another node saved.
+    async fn batch_file(&self, e: &Export) -> Result<PathBuf, Outcome> {
+        let local = self.path_of(e);
+        if local.exists() || !self.ledger.shared() {
+            return reconcile::check_file(self.batches.path(), e).map(|()| local).map_err(|error| Outcome::Dead { error });
+        }
+        match self.ledger.payload(e.id).await {
+            Ok(Some(bytes)) => reconcile::cache_payload(self.batches.path(), e, &bytes)
+                .map_err(|err| Outcome::Postponed { error: format!("cannot copy the batch here: {err}") }),
+            Ok(None) => Err(Outcome::Dead {
+                error: format!("batch file {} is not on this node and the shared ledger holds no payload for it", e.batch_file),
+            }),
+            Err(err) => Err(Outcome::Postponed { error: format!("cannot fetch the batch from the shared ledger: {err}") }),
+        }
+    }
+
     /// Writes each file alone, so one rejected batch cannot hold back the others.
-    async fn isolate(&self, exports: &[Export], which: &[usize], outcomes: &mut [Option<Outcome>]) {
+    async fn isolate(&self, exports: &[Export], paths: &[PathBuf], which: &[usize], outcomes: &mut [Option<Outcome>]) {
         for &i in which {
-            outcomes[i] = Some(match self.write(&[self.path_of(&exports[i])]).await {
+            outcomes[i] = Some(match self.write(std::slice::from_ref(&paths[i])).await {
                 Ok(()) => Outcome::Ingested,
                 Err(None) => Outcome::Released,
                 Err(Some(e)) => {

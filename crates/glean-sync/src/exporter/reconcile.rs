@@ -154,6 +154,24 @@ pub(super) fn check_file(dir: &Path, export: &Export) -> Result<(), String> {
     ))
 }
 
+/// Where copies of other nodes' batches go (a cache: the shared ledger holds the payloads).
+pub(crate) const REMOTE_DIR: &str = ".remote";
+
+/// Writes `bytes`, an export's payload from the shared ledger, where the sink can read it.
+pub(super) fn cache_payload(dir: &Path, export: &Export, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let base = Path::new(&export.batch_file).file_name().unwrap_or_else(|| std::ffi::OsStr::new("batch.json"));
+    let cache = dir.join(REMOTE_DIR);
+    std::fs::create_dir_all(&cache)?;
+    let path = cache.join(base);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return Ok(path);
+    }
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&cache)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(path)
+}
+
 fn move_aside(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     let aside = dir.join(CORRUPT_DIR);
     std::fs::create_dir_all(&aside)?;

@@ -93,7 +93,19 @@ impl Exporter {
             return Err(SaveError::ShuttingDown);
         }
         let bytes = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
-        let new = NewExport { db: shared.db.clone(), batch_file: path.to_string_lossy().into_owned(), bytes, dead: invalid, ..NewExport::default() };
+        let payload = if shared.ledger.shared() && invalid.is_none() {
+            Some(std::fs::read(path).map_err(|source| crate::batch::BatchFileError { path: path.to_owned(), source })?)
+        } else {
+            None
+        };
+        let new = NewExport {
+            db: shared.db.clone(),
+            batch_file: path.to_string_lossy().into_owned(),
+            bytes,
+            dead: invalid,
+            payload,
+            ..NewExport::default()
+        };
         let id = shared.ledger.insert(&new).await?;
         match &new.dead {
             Some(reason) => {
@@ -141,6 +153,13 @@ fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64
     let (node_count, edge_count) = (nodes.len() as i64, edges.len() as i64);
     let content = BatchContent { predicates: &shared.predicates, nodes, edges, manifest };
     let bytes = shared.batches.write(&name, &content)?;
+    // A shared ledger carries the batch, so that any node can write it.
+    let payload = if shared.ledger.shared() {
+        let path = shared.batches.path().join(&name);
+        Some(std::fs::read(&path).map_err(|source| crate::batch::BatchFileError { path, source })?)
+    } else {
+        None
+    };
     let facts = if sel.track { unknown(&hashed.nodes, &sel.known_nodes).chain(unknown(&hashed.edges, &sel.known_edges)).collect() } else { Vec::new() };
     let new = NewExport {
         db: shared.db.clone(),
@@ -154,7 +173,7 @@ fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64
         facts,
         dead: None,
         snapshot: g.key().map(|_| hashed.graph.clone()),
-        payload: None,
+        payload,
     };
     Ok((new, hashed))
 }

@@ -110,6 +110,8 @@ impl Stats {
             mode: ctx.mode,
             sink: ctx.sink,
             sink_description: ctx.sink_description,
+            node: ctx.node,
+            ledger_scope: if ctx.shared_ledger { "cluster" } else { "node" },
         }
     }
 }
@@ -130,6 +132,8 @@ pub(crate) struct SnapshotContext {
     pub mode: Mode,
     pub sink: Option<SinkKind>,
     pub sink_description: Option<String>,
+    pub node: String,
+    pub shared_ledger: bool,
 }
 
 /// Save-to-ingested latency percentiles over recent exports.
@@ -192,6 +196,12 @@ pub struct StatsSnapshot {
     pub sink: Option<SinkKind>,
     /// The sink in one line.
     pub sink_description: Option<String>,
+    /// This node (its owner name in the ledger).
+    pub node: String,
+    /// Which numbers cover what: `pending`, `retrying`, `dead`, `ingested_total` and
+    /// `oldest_pending_age_secs` come from the ledger (`cluster` when it is shared by
+    /// several nodes, else `node`); every other number is this node's, since it started.
+    pub ledger_scope: &'static str,
 }
 
 #[cfg(test)]

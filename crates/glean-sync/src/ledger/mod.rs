@@ -333,6 +333,12 @@ pub trait Ledger: Send + Sync + 'static {
     /// One row.
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError>;
 
+    /// Whether several nodes share this ledger: then saves carry their batch bytes
+    /// (`NewExport::payload`) so that any node can write any export.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// The batch bytes recorded with an export (`NewExport::payload`), exactly as given;
     /// `None` when the export has none, is unknown, or this ledger does not carry payloads.
     async fn payload(&self, id: ExportId) -> Result<Option<Vec<u8>>, LedgerError>;

@@ -197,6 +197,10 @@ impl PgLedger {
 
 #[async_trait::async_trait]
 impl Ledger for PgLedger {
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
         let ids = self.insert_many(std::slice::from_ref(export)).await?;
         ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })

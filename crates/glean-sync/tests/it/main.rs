@@ -4,6 +4,7 @@
 #[path = "../../src/test_support.rs"]
 mod test_support;
 
+mod cluster;
 mod faults;
 mod incremental;
 mod realtime;

@@ -15,7 +15,7 @@ async fn nodes_starting_at_once_migrate_once() {
     let mut starts = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let backend = backend.clone();
-        starts.spawn(async move { PgLedger::connect_with(&backend.url, Some(&backend.schema), 1).await });
+        starts.spawn(async move { PgLedger::connect_with(&backend.schema.url, Some(&backend.schema.name), 1).await });
     }
     let mut nodes = Vec::new();
     while let Some(started) = starts.join_next().await {
