@@ -101,7 +101,8 @@ fn after_many_versions_the_catalog_holds_their_union_and_a_manifest_each() {
 fn coalesced_writes_keep_each_graphs_versions_in_order() {
     let env = SyncEnv::new();
     let log = env.path("argv.log");
-    let glean = Wrapper::default().log_argv(&log).only_for("write").delay(Duration::from_millis(20)).write(env.dir.path(), "glean");
+    // A glean slow enough that saves pile up while writes are in flight, so writes coalesce.
+    let glean = Wrapper::default().log_argv(&log).only_for("write").delay(Duration::from_millis(250)).write(env.dir.path(), "glean");
     let env = env.with("GLEAN_BIN", &glean.to_string_lossy()).with("GLEAN_REALTIME_WORKERS", "4").with("GLEAN_WRITE_MAX_FILES", "16");
     let dir = env.path("g");
     let mut files = Vec::new();
