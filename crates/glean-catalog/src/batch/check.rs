@@ -14,9 +14,10 @@
 //! facts go to a `FactSink`.
 
 use super::base64;
+use super::text::write_str;
 use super::sink::{DefineError, FactId, FactSink, StoreFailure};
 use crate::schema::{Field, PredId, Schema, Type};
-use serde_json::{Map, Value};
+use super::term::{Entries, Term, View};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -63,14 +64,16 @@ pub struct Checker<'a, S: FactSink> {
     defined: Vec<FactId>,
     /// Whether to collect `defined` at all.
     collect: bool,
+    /// Text buffers for canonical forms, reused from fact to fact.
+    spare: Vec<String>,
 }
 
 /// The two ways a fact object can be read.
-enum Shape<'v> {
+enum Shape<'t> {
     /// `{"id": N}` alone.
     Reference(i64),
     /// `{["id": N,] "key": K [, "value": V]}`; id 0 means anonymous.
-    Definition { id: i64, key: &'v Value, value: Option<&'v Value> },
+    Definition { id: i64, key: Term<'t>, value: Option<Term<'t>> },
 }
 
 const FACT_FORM: &str = "Expecting a fact, which should be of the form: {[\"id\" : N, ] \"key\": ... [, \"value\": ...]}";
@@ -78,16 +81,17 @@ const FACT_FORM: &str = "Expecting a fact, which should be of the form: {[\"id\"
 impl<'a, S: FactSink> Checker<'a, S> {
     /// A checker writing into `sink`; `strict` rejects what only lenient Glean accepts.
     pub fn new(schema: &'a Schema, sink: &'a mut S, strict: bool) -> Self {
-        Checker { schema, sink, strict, names: HashMap::new(), defined: Vec::new(), collect: false }
+        Checker { schema, sink, strict, names: HashMap::new(), defined: Vec::new(), collect: false, spare: Vec::new() }
     }
 
     /// Starts or stops recording the ids of defined facts.
     pub fn collect_defined(&mut self, on: bool) {
-        self.collect = on;
+        self.collect = on && self.sink.records_ownership();
         self.defined.clear();
     }
 
     /// The ids of facts defined since the last call.
+    /// (`settle` first, so that facts the sink stored later are among them.)
     pub fn take_defined(&mut self) -> Vec<FactId> {
         std::mem::take(&mut self.defined)
     }
@@ -107,35 +111,76 @@ impl<'a, S: FactSink> Checker<'a, S> {
         self.sink
     }
 
-    /// Checks and stores one top-level fact of `pred`.
-    pub fn fact(&mut self, pred: PredId, fact: &Value) -> R<Option<FactId>> {
+    /// Checks and stores one top-level fact of `pred`, the `index`th of its
+    /// group; true when it defines a fact (rather than naming one).
+    pub(crate) fn fact(&mut self, pred: PredId, fact: Term<'_>, index: usize) -> R<bool> {
         match shape(fact)? {
             Shape::Reference(0) => Err(Fail::new(format!("Cannot use 0 as a fact ID: {fact}"))),
             Shape::Reference(id) if self.strict => Err(Fail::new(format!(
                 "a top-level entry that only names fact {id} writes nothing"
             ))),
-            Shape::Reference(_) => Ok(None),
-            Shape::Definition { id, key, value } => self.define(pred, id, key, value).map(Some),
+            Shape::Reference(_) => Ok(false),
+            // Nothing refers to an anonymous top-level fact: the sink may store it later.
+            Shape::Definition { id: 0, key, value } => {
+                self.with_text(pred, key, value, |this, key, value| this.store_later(pred, key, value, index))?;
+                Ok(true)
+            }
+            Shape::Definition { id, key, value } => self.define(pred, id, key, value).map(|_| true),
         }
     }
 
-    fn define(&mut self, pred: PredId, id: i64, key: &Value, value: Option<&Value>) -> R<FactId> {
+    /// Waits for the facts the sink stores later (see `FactSink::define_later`);
+    /// a failure comes with the fact's predicate and index in its group.
+    pub(crate) fn settle(&mut self) -> Result<(), (PredId, usize, Fail)> {
+        match self.sink.settle() {
+            Ok(ids) => {
+                if self.collect {
+                    self.defined.extend(ids);
+                }
+                Ok(())
+            }
+            Err(d) => Err((d.pred, d.tag, self.define_failure(d.pred, d.error))),
+        }
+    }
+
+    fn define(&mut self, pred: PredId, id: i64, key: Term<'_>, value: Option<Term<'_>>) -> R<FactId> {
         if id >= FIRST_ANON_ID {
             return Err(Fail::new(format!("id too high: {id}")));
         }
         if self.strict && id < 0 {
             return Err(Fail::new(format!("fact ids must be positive, got {id}")));
         }
+        self.with_text(pred, key, value, |this, key, value| this.store(pred, id, key, value))
+    }
+
+    /// Encodes a fact's key and value, then hands their text to `then`.
+    fn with_text<T>(
+        &mut self,
+        pred: PredId,
+        key: Term<'_>,
+        value: Option<Term<'_>>,
+        then: impl FnOnce(&mut Self, &str, Option<&str>) -> R<T>,
+    ) -> R<T> {
+        // Nested facts are defined while their parent is encoded, so each level takes its own buffers.
+        let mut key_text = self.spare.pop().unwrap_or_default();
+        let mut value_text = self.spare.pop().unwrap_or_default();
+        let result = self
+            .encode_fact(pred, key, value, &mut key_text, &mut value_text)
+            .and_then(|has_value| then(self, &key_text, has_value.then_some(value_text.as_str())));
+        for mut buffer in [key_text, value_text] {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+        result
+    }
+
+    /// Writes the canonical key and value of a fact; false when it has no value to store.
+    fn encode_fact(&mut self, pred: PredId, key: Term<'_>, value: Option<Term<'_>>, key_text: &mut String, value_text: &mut String) -> R<bool> {
         let def = self.schema.predicate(pred);
-        let mut key_text = String::with_capacity(64);
-        self.encode(&def.key, key, &mut key_text)?;
-        let value_text = match value {
-            Some(v) => {
-                let mut out = String::new();
-                self.encode(&def.value, v, &mut out).map_err(|f| f.at(|| "value".into()))?;
-                Some(out)
-            }
-            None if def.value.is_unit() => None,
+        self.encode(&def.key, key, key_text)?;
+        match value {
+            Some(v) => self.encode(&def.value, v, value_text).map_err(|f| f.at(|| "value".into()))?,
+            None if def.value.is_unit() => {}
             None => {
                 return Err(Fail::new(format!(
                     "\"value\" is missing: {} has values of type {}",
@@ -143,25 +188,40 @@ impl<'a, S: FactSink> Checker<'a, S> {
                     def.value
                 )))
             }
-        };
+        }
         // Key-only predicates store no value, as Glean prints none.
-        let value_text = value_text.filter(|_| !def.value.is_unit());
-        let fact_id = match self.sink.define(pred, &key_text, value_text.as_deref()) {
-            Ok(fid) => fid,
-            Err(DefineError::Redefinition(existing)) => {
-                return Err(Fail::new(format!("invalid fact redefinition of ${existing} : {}", def.full_name())))
-            }
-            Err(DefineError::Store(e)) => return Err(Fail { store: Some(e), ..Fail::new("storage failure") }),
-        };
+        Ok(value.is_some() && !def.value.is_unit())
+    }
+
+    /// Hands a checked fact to the sink and records its id (and name, if it has one).
+    fn store(&mut self, pred: PredId, id: i64, key_text: &str, value_text: Option<&str>) -> R<FactId> {
+        let fact_id = self.sink.define(pred, key_text, value_text).map_err(|e| self.define_failure(pred, e))?;
         if self.collect {
             self.defined.push(fact_id);
         }
-        if id != 0 {
-            if self.names.insert(id, (fact_id, pred)).is_some() && self.strict {
-                return Err(Fail::new(format!("fact id {id} is defined twice in this file")));
-            }
+        if id != 0 && self.names.insert(id, (fact_id, pred)).is_some() && self.strict {
+            return Err(Fail::new(format!("fact id {id} is defined twice in this file")));
         }
         Ok(fact_id)
+    }
+
+    /// Hands an anonymous top-level fact to the sink, which may store it later.
+    fn store_later(&mut self, pred: PredId, key_text: &str, value_text: Option<&str>, index: usize) -> R<()> {
+        match self.sink.define_later(pred, key_text, value_text, index) {
+            Ok(Some(fact_id)) if self.collect => self.defined.push(fact_id),
+            Ok(_) => {}
+            Err(e) => return Err(self.define_failure(pred, e)),
+        }
+        Ok(())
+    }
+
+    fn define_failure(&self, pred: PredId, e: DefineError) -> Fail {
+        match e {
+            DefineError::Redefinition(existing) => {
+                Fail::new(format!("invalid fact redefinition of ${existing} : {}", self.schema.predicate(pred).full_name()))
+            }
+            DefineError::Store(e) => Fail { store: Some(e), ..Fail::new("storage failure") },
+        }
     }
 
     /// A reference to fact `n`, which must be of predicate `want`.
@@ -197,10 +257,10 @@ impl<'a, S: FactSink> Checker<'a, S> {
     }
 
     /// Checks `v` against `ty`, appending its canonical form to `out`.
-    fn encode(&mut self, ty: &Type, v: &Value, out: &mut String) -> R<()> {
-        match (ty, v) {
+    fn encode(&mut self, ty: &Type, v: Term<'_>, out: &mut String) -> R<()> {
+        match (ty, v.view()) {
             (Type::Byte, _) => write_num(out, u64::from(self.byte(v)?)),
-            (Type::Nat, Value::Number(_)) => {
+            (Type::Nat, View::Number) => {
                 let n = integer(v)?;
                 if self.strict && n < 0 {
                     return Err(Fail::new(format!("nat must not be negative, got {n}")));
@@ -208,8 +268,8 @@ impl<'a, S: FactSink> Checker<'a, S> {
                 // Negative int64 values wrap, as in Glean.
                 write_num(out, n as u64);
             }
-            (Type::String, Value::String(s)) => write_str(out, s),
-            (Type::Bool, Value::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
+            (Type::String, View::Str(s)) => write_str(out, s),
+            (Type::Bool, View::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
             (Type::Array(elem), _) | (Type::Set(elem), _) if **elem == Type::Byte => {
                 let mut bytes = self.bytes(v).ok_or_else(|| mismatch(ty, v))??;
                 if matches!(ty, Type::Set(_)) {
@@ -218,9 +278,9 @@ impl<'a, S: FactSink> Checker<'a, S> {
                 }
                 write_str(out, &base64::encode(&bytes));
             }
-            (Type::Array(elem), Value::Array(items)) => {
+            (Type::Array(elem), View::Array(items)) => {
                 out.push('[');
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
@@ -228,9 +288,8 @@ impl<'a, S: FactSink> Checker<'a, S> {
                 }
                 out.push(']');
             }
-            (Type::Set(elem), Value::Array(items)) => {
+            (Type::Set(elem), View::Array(items)) => {
                 let mut encoded = items
-                    .iter()
                     .enumerate()
                     .map(|(i, item)| {
                         let mut s = String::new();
@@ -245,7 +304,7 @@ impl<'a, S: FactSink> Checker<'a, S> {
                 out.push(']');
             }
             (Type::Maybe(inner), _) => self.encode(inner, v, out)?,
-            (Type::Enum(names), Value::Number(_)) => {
+            (Type::Enum(names), View::Number) => {
                 let n = integer(v)?;
                 if n < 0 || n as u64 >= names.len() as u64 {
                     return Err(Fail::new(format!(
@@ -256,13 +315,13 @@ impl<'a, S: FactSink> Checker<'a, S> {
                 }
                 write_num(out, n as u64);
             }
-            (Type::Record(fields), Value::Object(map)) => self.record(fields, map, out)?,
-            (Type::Sum(alts), Value::Object(map)) => self.sum(alts, map, out)?,
-            (Type::Predicate(p), Value::Number(_)) => {
+            (Type::Record(fields), View::Object(map)) => self.record(fields, map, out)?,
+            (Type::Sum(alts), View::Object(map)) => self.sum(alts, map, out)?,
+            (Type::Predicate(p), View::Number) => {
                 let fid = self.reference(*p, integer(v)?)?;
                 write_ref(out, fid);
             }
-            (Type::Predicate(p), Value::Object(_)) => {
+            (Type::Predicate(p), View::Object(_)) => {
                 let fid = match shape(v)? {
                     Shape::Reference(n) => self.reference(*p, n)?,
                     Shape::Definition { id, key, value } => self.define(*p, id, key, value)?,
@@ -275,23 +334,23 @@ impl<'a, S: FactSink> Checker<'a, S> {
     }
 
     /// `[byte]` from base64 text or an array of numbers; `None` if neither.
-    fn bytes(&mut self, v: &Value) -> Option<R<Vec<u8>>> {
-        match v {
-            Value::String(s) => Some(if self.strict {
+    fn bytes(&mut self, v: Term<'_>) -> Option<R<Vec<u8>>> {
+        match v.view() {
+            View::Str(s) => Some(if self.strict {
                 base64::check_strict(s).map(|()| base64::decode_lenient(s.as_bytes())).map_err(Fail::new)
             } else {
                 Ok(base64::decode_lenient(s.as_bytes()))
             }),
-            Value::Array(items) => Some(
-                items.iter().enumerate().map(|(i, item)| self.byte(item).map_err(|f| f.at(|| format!("[{i}]")))).collect(),
+            View::Array(items) => Some(
+                items.enumerate().map(|(i, item)| self.byte(item).map_err(|f| f.at(|| format!("[{i}]")))).collect(),
             ),
             _ => None,
         }
     }
 
     /// A `byte`: Glean casts any int64 to 8 bits without a range check.
-    fn byte(&self, v: &Value) -> R<u8> {
-        if !v.is_number() {
+    fn byte(&self, v: Term<'_>) -> R<u8> {
+        if !matches!(v.view(), View::Number) {
             return Err(mismatch(&Type::Byte, v));
         }
         let n = integer(v)?;
@@ -301,14 +360,14 @@ impl<'a, S: FactSink> Checker<'a, S> {
         Ok(n as u8)
     }
 
-    fn record(&mut self, fields: &[Field], map: &Map<String, Value>, out: &mut String) -> R<()> {
-        if let Some(unknown) = map.keys().find(|k| !fields.iter().any(|f| f.name == **k)) {
+    fn record(&mut self, fields: &[Field], map: Entries<'_>, out: &mut String) -> R<()> {
+        if let Some((unknown, _)) = map.clone().find(|(k, _)| !fields.iter().any(|f| f.name == *k)) {
             return Err(Fail::new(format!("unknown field \"{unknown}\" (allowed fields: {})", field_names(fields))));
         }
         out.push('{');
         let mut first = true;
         for f in fields {
-            let present = map.get(&f.name);
+            let present = map.clone().find(|(k, _)| *k == f.name).map(|(_, v)| v);
             if present.is_none() && matches!(f.ty, Type::Maybe(_)) {
                 continue;
             }
@@ -328,8 +387,8 @@ impl<'a, S: FactSink> Checker<'a, S> {
         Ok(())
     }
 
-    fn sum(&mut self, alts: &[Field], map: &Map<String, Value>, out: &mut String) -> R<()> {
-        let mut entries = map.iter();
+    fn sum(&mut self, alts: &[Field], map: Entries<'_>, out: &mut String) -> R<()> {
+        let mut entries = map.clone();
         let (Some((name, v)), None) = (entries.next(), entries.next()) else {
             return Err(Fail::new(format!(
                 "expected exactly one alternative of {{{}}}, got {} fields",
@@ -350,14 +409,14 @@ impl<'a, S: FactSink> Checker<'a, S> {
 }
 
 /// Reads a fact object's shape, as Glean's `factToTerm` does.
-fn shape(v: &Value) -> R<Shape<'_>> {
-    let Value::Object(map) = v else {
+fn shape(v: Term<'_>) -> R<Shape<'_>> {
+    let View::Object(map) = v.view() else {
         return Err(Fail::new(format!("{FACT_FORM}, got {}", kind(v))));
     };
     // A non-integer "id" makes the object id-less, so the key count no longer matches.
-    let id = map.get("id").and_then(Value::as_i64);
-    let key = map.get("key");
-    let value = map.get("value");
+    let id = v.get("id").and_then(Term::as_i64);
+    let key = v.get("key");
+    let value = v.get("value");
     let expected = usize::from(id.is_some()) + usize::from(key.is_some()) + usize::from(value.is_some());
     if map.len() != expected || (key.is_none() && (id.is_none() || value.is_some())) {
         return Err(Fail::new(format!("{FACT_FORM}, in JSON term: {v}")));
@@ -369,7 +428,7 @@ fn shape(v: &Value) -> R<Shape<'_>> {
 }
 
 /// An int64, as folly parses numbers; floats and wider integers are errors.
-fn integer(v: &Value) -> R<i64> {
+fn integer(v: Term<'_>) -> R<i64> {
     match v.as_i64() {
         Some(n) => Ok(n),
         None if v.is_u64() => Err(Fail::new(format!("integer {v} does not fit in 64 signed bits"))),
@@ -418,7 +477,7 @@ fn default(schema: &Schema, field: &str, ty: &Type, out: &mut String) -> R<()> {
     Ok(())
 }
 
-fn mismatch(ty: &Type, v: &Value) -> Fail {
+fn mismatch(ty: &Type, v: Term<'_>) -> Fail {
     let expected = match ty {
         Type::Byte => "byte (a number)".to_owned(),
         Type::Nat => "nat (a number)".to_owned(),
@@ -436,15 +495,15 @@ fn mismatch(ty: &Type, v: &Value) -> Fail {
     Fail::new(format!("expected {expected}, got {}", kind(v)))
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+fn kind(v: Term<'_>) -> &'static str {
+    match v.view() {
+        View::Null => "null",
+        View::Bool(_) => "bool",
+        View::Number if v.is_float() => "float",
+        View::Number => "number",
+        View::Str(_) => "string",
+        View::Array(_) => "array",
+        View::Object(_) => "object",
     }
 }
 
@@ -462,30 +521,4 @@ fn write_num(out: &mut String, n: u64) {
 
 fn write_ref(out: &mut String, id: FactId) {
     let _ = write!(out, "{{\"id\":{id}}}");
-}
-
-/// Appends `s` as a JSON string literal.
-pub(crate) fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut plain = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[plain..i]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escape);
-        }
-        plain = i + 1;
-    }
-    out.push_str(&s[plain..]);
-    out.push('"');
 }

@@ -1,7 +1,7 @@
 //! Batch checking: one test per acceptance and rejection class of GLEAN.md 1.1-1.5.
 
 use super::*;
-use crate::schema::SchemaSource;
+use crate::schema::{PredId, SchemaSource};
 
 const TEST_SCHEMA: &str = r#"
 schema test.1 {
@@ -345,4 +345,30 @@ fn zstd_files_are_decompressed() {
 fn missing_file_is_an_io_error() {
     let err = validate_file(Path::new("/nonexistent/x.json"), &schema(), false).expect_err("missing");
     assert!(matches!(err, BatchError::Io { .. }) && !err.is_invalid_batch());
+}
+
+/// Syntax errors read as they did when serde_json parsed the whole file from
+/// a reader (the messages were taken from that implementation).
+#[test]
+fn syntax_errors_name_the_place_in_the_file() {
+    let schema = SchemaSource::builtin().resolve().expect("builtin");
+    let cases = [
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[\n  {\"key\":{\"id\":\"a\\q\",\"kind\":\"t\",\"label\":\"l\"}}]}]", "b.json: invalid JSON at line 2 column 19: invalid escape at line 2 column 19"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":tru,\"label\":\"l\"}}]}]", "b.json: invalid JSON at line 1 column 77: expected ident at line 1 column 77"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":{\"key\":{}}}]", "b.json: invalid JSON at line 1 column 49: invalid type: map, expected an array of facts at line 1 column 49"),
+        ("[{\"predicate\":1x,\"facts\":[]}]", "b.json: group #0: \"predicate\" must be \"name.version\" or {\"name\", \"version\"}, got 1"),
+        ("[1\n {\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}]", "b.json: invalid JSON at line 2 column 0: invalid type: integer `1`, expected a predicate group object {\"predicate\": ..., \"facts\": [...]} at line 2 column 0"),
+        ("[{\"facts\":{\"key\":{}},\"predicate\":\"agenticAiETH.ETL.Node.1\"}]", "b.json: invalid JSON at line 1 column 11: invalid type: map, expected a sequence at line 1 column 11"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",facts:[]}]", "b.json: invalid JSON at line 1 column 41: key must be a string at line 1 column 41"),
+        ("[{\"predicate\" \"agenticAiETH.ETL.Node.1\",\"facts\":[]}]", "b.json: invalid JSON at line 1 column 15: expected `:` at line 1 column 15"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}} {\"key\":{}}]}] ", "b.json: invalid JSON at line 1 column 92: expected `,` or `]` at line 1 column 92"),
+        ("{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}", "b.json: invalid JSON at line 1 column 2: invalid type: map, expected a JSON array of predicate groups (the top level of a batch must be an array) at line 1 column 2"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}] x", "b.json: invalid JSON at line 1 column 54: trailing characters at line 1 column 54"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}},]}]", "b.json: invalid JSON at line 1 column 92: trailing comma at line 1 column 92"),
+        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}}", "b.json: invalid JSON at line 1 column 90: EOF while parsing a list at line 1 column 90"),
+    ];
+    for (json, expected) in cases {
+        let err = validate_bytes("b.json", json.as_bytes(), &schema, false).expect_err(json);
+        assert_eq!(err.to_string(), expected, "{json}");
+    }
 }

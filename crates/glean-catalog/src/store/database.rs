@@ -4,16 +4,17 @@
 //! checked against what the database was created with (as Glean does), never
 //! against whatever schema the caller has at hand.
 
+use super::checkpoint::Checkpointer;
 use super::{DbRef, StoreError};
 use crate::batch::FactId;
 use crate::schema::{PredId, Schema, SchemaSource};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 
 /// Version of the table layout described in the module documentation.
-const FORMAT_VERSION: &str = "1";
+const FORMAT_VERSION: &str = "2";
 
 /// How long a writer waits for another writer's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -74,12 +75,14 @@ pub struct PredicateStats {
 
 /// An open database.
 pub struct Database {
+    /// Dropped first: waits for a background checkpoint before the connection closes.
+    pub(super) checkpointer: Checkpointer,
     pub(super) conn: Connection,
     pub(super) db: DbRef,
     pub(super) schema: Schema,
 }
 
-fn text_error(column: usize, e: rusqlite::types::FromSqlError) -> rusqlite::Error {
+pub(super) fn text_error(column: usize, e: rusqlite::types::FromSqlError) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
 }
 
@@ -112,9 +115,10 @@ pub(super) fn initialize(
          CREATE TABLE properties (name TEXT PRIMARY KEY, value TEXT NOT NULL);
          CREATE TABLE predicates (pid INTEGER PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL,
                                   facts INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0);
-         CREATE TABLE facts (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, key_hash INTEGER NOT NULL,
-                             key TEXT NOT NULL, value TEXT);
-         CREATE UNIQUE INDEX facts_by_key ON facts (pid, key_hash);
+         CREATE TABLE facts (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, key TEXT NOT NULL, value TEXT);
+         CREATE TABLE fact_keys (slot INTEGER PRIMARY KEY, id INTEGER NOT NULL);
+         CREATE TABLE pred_ranges (pid INTEGER NOT NULL, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL,
+                                   PRIMARY KEY (pid, first_id)) WITHOUT ROWID;
          CREATE TABLE ownership (unit TEXT NOT NULL, fact_id INTEGER NOT NULL,
                                  PRIMARY KEY (unit, fact_id)) WITHOUT ROWID;",
     )?;
@@ -142,7 +146,16 @@ pub(super) fn initialize(
 }
 
 impl Database {
+    /// Opens the database file at `path`; a file SQLite or this store cannot
+    /// read is `Corrupt`, an error that names the database.
     pub(super) fn open_file(path: &Path, db: DbRef) -> Result<Database, StoreError> {
+        Self::read_file(path, &db).map_err(|e| match e {
+            StoreError::Sqlite(e) => StoreError::Corrupt { db: db.clone(), message: e.to_string() },
+            other => other,
+        })
+    }
+
+    fn read_file(path: &Path, db: &DbRef) -> Result<Database, StoreError> {
         let conn = connect(path)?;
         let corrupt = |message: String| StoreError::Corrupt { db: db.clone(), message };
         let meta = |key: &str| -> Result<Option<String>, StoreError> {
@@ -150,12 +163,17 @@ impl Database {
         };
         match meta("format_version")? {
             Some(v) if v == FORMAT_VERSION => {}
-            other => return Err(corrupt(format!("unknown store format {other:?}, expected {FORMAT_VERSION}"))),
+            Some(v) => {
+                return Err(corrupt(format!(
+                    "store format {v} is not the format {FORMAT_VERSION} this glean-local reads; create the database again"
+                )))
+            }
+            None => return Err(corrupt("no store format recorded: not a glean-local database".into())),
         }
         let source: SchemaSource = serde_json::from_str(&meta("schema")?.unwrap_or_default())
             .map_err(|e| corrupt(format!("stored schema: {e}")))?;
         let schema = source.resolve()?;
-        Ok(Database { conn, db, schema })
+        Ok(Database { checkpointer: Checkpointer::new(path), conn, db: db.clone(), schema })
     }
 
     /// NAME/INSTANCE.
@@ -182,6 +200,10 @@ impl Database {
 
     /// Summary for `list`.
     pub fn info(&self) -> Result<DbInfo, StoreError> {
+        self.read_info().map_err(|e| self.damaged(e))
+    }
+
+    fn read_info(&self) -> Result<DbInfo, StoreError> {
         let mut stmt = self.conn.prepare("SELECT name, value FROM properties ORDER BY name")?;
         let properties = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         Ok(DbInfo {
@@ -197,6 +219,10 @@ impl Database {
 
     /// Facts and bytes per predicate, for predicates that have facts.
     pub fn stats(&self) -> Result<Vec<PredicateStats>, StoreError> {
+        self.read_stats().map_err(|e| self.damaged(e))
+    }
+
+    fn read_stats(&self) -> Result<Vec<PredicateStats>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT pid, facts, bytes FROM predicates WHERE facts > 0 ORDER BY name, version")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?)))?;
         rows.map(|row| {
@@ -204,6 +230,19 @@ impl Database {
             Ok(PredicateStats { predicate: self.schema.predicate(PredId(pid)).full_name(), count, bytes })
         })
         .collect()
+    }
+
+    /// A damaged file found while reading: said as `Corrupt`, naming the database.
+    fn damaged(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, message))
+                if matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+            {
+                let message = message.unwrap_or_else(|| f.to_string());
+                StoreError::Corrupt { db: self.db.clone(), message }
+            }
+            other => other,
+        }
     }
 
     /// Marks the database complete (read-only). Finishing twice is a no-op.
@@ -231,7 +270,10 @@ impl Database {
 
     /// Visits every fact of `pred` in id order until `visit` returns false.
     pub fn scan(&self, pred: PredId, mut visit: impl FnMut(FactId, &str, Option<&str>) -> bool) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, key, value FROM facts WHERE pid = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.id, f.key, f.value FROM pred_ranges r JOIN facts f ON f.id BETWEEN r.first_id AND r.last_id
+             WHERE r.pid = ?1 ORDER BY r.first_id, f.id",
+        )?;
         let mut rows = stmt.query([pred.0])?;
         while let Some(row) = rows.next()? {
             let key: &str = row.get_ref(1)?.as_str().map_err(|e| text_error(1, e))?;
@@ -245,17 +287,7 @@ impl Database {
 
     /// The fact of `pred` whose canonical key is `key`, if stored.
     pub fn find(&self, pred: PredId, key: &str) -> Result<Option<(FactId, Option<String>)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, key, value FROM facts WHERE pid = ?1 AND key_hash = ?2")?;
-        let mut hash = super::write::key_hash(key);
-        loop {
-            let row: Option<(FactId, String, Option<String>)> =
-                stmt.query_row(params![pred.0, hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
-            match row {
-                None => return Ok(None),
-                Some((id, k, v)) if k == key => return Ok(Some((id, v))),
-                Some(_) => hash = hash.wrapping_add(1),
-            }
-        }
+        Ok(super::keys::find(&self.conn, pred, key, |id, value| (id, value.map(str::to_owned)))?)
     }
 
     /// Checks SQLite's own integrity (`PRAGMA integrity_check`); `Ok(())` when sound.

@@ -6,20 +6,30 @@
 //! `Database::write` under SQLite's single-writer lock, so several processes
 //! can write at once and readers only ever see committed batches.
 //!
-//! Table layout (format version 1; changing it needs a migration):
+//! Table layout (format version 2; a file of another version is refused as
+//! unreadable, naming the version, and has to be created again):
 //! ```text
 //! meta(key, value)            name, instance, status, created, completed, schema, schema_id
 //! properties(name, value)     user properties (`--property K=V`)
 //! predicates(pid, name, version, facts, bytes)   counts kept up to date per batch
-//! facts(id, pid, key_hash, key, value)           UNIQUE(pid, key_hash)
+//! facts(id, pid, key, value)  id is the rowid: facts are appended in id order
+//! fact_keys(slot, id)         slot is the rowid: where each fact's key is looked up
+//! pred_ranges(pid, first_id, last_id)   runs of consecutive ids of one predicate
 //! ownership(unit, fact_id)    the `unit` of each group
 //! ```
 //! `key`/`value` hold the canonical JSON of the batch checker, so equal facts
-//! have equal text. `key_hash` is the first 8 bytes of BLAKE3(key); the rare
-//! collision of two different keys is resolved by probing `key_hash + 1`, ...
-//! Fact ids start at 1024 and only grow.
+//! have equal text. A fact's slot is the first 8 bytes of BLAKE3(key) keyed by
+//! its predicate; the rare collision of two different keys is resolved by
+//! probing `slot + 1`, ... (`keys`). A write adds the slots of its new facts
+//! and its predicate runs when each batch is kept, so a rolled-back batch
+//! leaves nothing behind. Fact ids start at 1024 and only grow, without gaps.
+//! Queries read one predicate through its runs, in id order.
 
+mod checkpoint;
 mod database;
+mod keys;
+mod pipeline;
+mod sql_sink;
 mod write;
 
 pub use database::{Database, DbInfo, DbStatus, PredicateStats};
@@ -73,6 +83,25 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// A database `Catalog::list` found but could not read.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// The database.
+    pub db: DbRef,
+    /// Why it cannot be read.
+    pub error: StoreError,
+}
+
+impl Unreadable {
+    /// The reason alone, without the database's name.
+    pub fn reason(&self) -> String {
+        match &self.error {
+            StoreError::Corrupt { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A database name and instance, written `NAME/INSTANCE`.
@@ -187,18 +216,30 @@ impl Catalog {
         Database::open_file(&self.dir(db).join(DB_FILE), db.clone())
     }
 
-    /// Every database, sorted by name then instance.
+    /// Every database, sorted by name then instance; fails on one that cannot
+    /// be read (see `entries` to list the others anyway).
     pub fn list(&self) -> Result<Vec<DbInfo>, StoreError> {
+        self.entries()?.into_iter().map(|entry| entry.map_err(|u| u.error)).collect()
+    }
+
+    /// Every database, sorted by name then instance: what `list` shows about
+    /// it, or why it cannot be read (which does not keep the others from being listed).
+    pub fn entries(&self) -> Result<Vec<Result<DbInfo, Unreadable>>, StoreError> {
         let mut out = Vec::new();
         for name in subdirs(&self.root)? {
             for instance in subdirs(&self.root.join(&name))? {
                 let Ok(db) = DbRef::new(&name, &instance) else { continue };
                 if self.exists(&db) {
-                    out.push(self.open(&db)?.info()?);
+                    let info = self.open(&db).and_then(|d| d.info());
+                    out.push(info.map_err(|error| Unreadable { db, error }));
                 }
             }
         }
-        out.sort_by(|a, b| a.db.cmp(&b.db));
+        let db = |entry: &Result<DbInfo, Unreadable>| match entry {
+            Ok(info) => info.db.clone(),
+            Err(u) => u.db.clone(),
+        };
+        out.sort_by_key(db);
         Ok(out)
     }
 

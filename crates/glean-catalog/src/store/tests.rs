@@ -162,3 +162,54 @@ fn units_record_ownership() {
     assert_eq!(owned, 1);
     d.integrity_check().expect("sound");
 }
+
+/// A database whose schema has key/value facts with nested facts in their keys.
+fn nested_kv() -> (tempfile::TempDir, Database) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::new(dir.path());
+    let text = "schema q.1 { predicate N : string\n predicate Q : { n : N } -> nat }\nschema all.1 : q.1 {}";
+    let schema = SchemaSource { files: vec![("q.angle".into(), text.into())] };
+    let d = catalog.create(&"q/0".parse().expect("ref"), &schema, &[]).expect("create");
+    (dir, d)
+}
+
+fn q_fact(name: &str, value: u64) -> String {
+    format!(r#"{{"key": {{"n": {{"key": "{name}"}}}}, "value": {value}}}"#)
+}
+
+#[test]
+fn a_failed_fact_is_the_error_even_when_later_ones_fail_too() {
+    let (_dir, mut d) = nested_kv();
+    write(&mut d, "1.json", &format!(r#"[{{"predicate": "q.Q.1", "facts": [{}]}}]"#, q_fact("x", 1))).expect("first");
+    let before = count(&d);
+    // Fact #1 redefines a stored fact; #2 needs the store again (a nested fact); #3 is not JSON.
+    let batch = format!(r#"[{{"predicate": "q.Q.1", "facts": [{}, {}, {}, {{"key": ]}}]"#, q_fact("y", 1), q_fact("x", 2), q_fact("z", 1));
+    let err = write(&mut d, "2.json", &batch).expect_err("redefinition");
+    assert_eq!(err.to_string(), "2.json: q.Q.1 fact #1: invalid fact redefinition of $1025 : q.Q.1");
+    let batch = format!(r#"[{{"predicate": "q.Q.1", "facts": [{}, {}, {{"key": ]}}]"#, q_fact("y", 1), q_fact("x", 2));
+    let err = write(&mut d, "3.json", &batch).expect_err("redefinition before a syntax error");
+    assert_eq!(err.to_string(), "3.json: q.Q.1 fact #1: invalid fact redefinition of $1025 : q.Q.1");
+    assert_eq!(count(&d), before, "nothing of the failed batches is stored");
+    // The ids the failed batches used are handed out again.
+    write(&mut d, "4.json", &format!(r#"[{{"predicate": "q.Q.1", "facts": [{}]}}]"#, q_fact("w", 1))).expect("next");
+    assert_eq!(d.fact(1027).expect("fact").map(|(_, k, _)| k), Some(r#"{"n":{"id":1026}}"#.to_owned()));
+}
+
+#[test]
+fn a_batch_sent_again_finds_its_facts_in_order_and_out_of_order() {
+    let (_dir, catalog, db) = setup();
+    let mut d = catalog.open(&db).expect("open");
+    let ids: Vec<String> = (0..50).map(|i| format!("n{i}")).collect();
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    write(&mut d, "a.json", &node_batch(&names)).expect("first");
+    let again = write(&mut d, "a.json", &node_batch(&names)).expect("in order");
+    assert_eq!((again.new_facts, again.existing_facts), (0, 50));
+    let mut shuffled = names.clone();
+    shuffled.reverse();
+    shuffled.swap(3, 40);
+    let mixed = write(&mut d, "b.json", &node_batch(&shuffled)).expect("out of order");
+    assert_eq!((mixed.new_facts, mixed.existing_facts), (0, 50));
+    let twice = write(&mut d, "c.json", &node_batch(&["m1", "n7", "m1"])).expect("a fact twice in one batch");
+    assert_eq!((twice.new_facts, twice.existing_facts), (1, 2));
+    assert_eq!(count(&d), 51);
+}

@@ -237,3 +237,35 @@ fn global_flags_work_before_and_after_the_subcommand() {
     let strict_after = env.run_raw(&["validate", unversioned, "--strict"]);
     assert_ne!(strict_after.code, 0, "--strict after the subcommand must apply: {strict_after:?}");
 }
+
+#[test]
+fn a_query_whose_reader_stops_after_one_line_ends_quietly() {
+    let env = Env::new();
+    // Far more output than a pipe holds, so glean-local is still printing when the reader leaves.
+    let f = env.node_file("f.json", "n", 0..5000);
+    env.create("etl/1", &[f]);
+    let (first, run) = env.run_first_line(&["query", "--db", "etl/1", "agenticAiETH.ETL.Node"]);
+    assert_eq!(first, format!(r#"{{"id":1024,"key":{}}}"#, node_key("n", 0)));
+    run.ok();
+    assert!(!run.stderr.contains("panicked") && !run.stderr.contains("Broken pipe"), "{run:?}");
+}
+
+#[test]
+fn a_database_that_cannot_be_read_is_listed_by_name_and_named_in_errors() {
+    let env = Env::new();
+    let f = env.node_file("f.json", "n", 0..2);
+    env.create("etl/1", &[f]);
+    env.file("db/broken/1/facts.sqlite", "this is not a database. ".repeat(100));
+    let list = env.run(&["list"]);
+    list.ok();
+    assert!(list.lines().contains(&"broken/1 (unreadable: file is not a database)"), "{list:?}");
+    assert!(list.lines().contains(&"etl/1 (incomplete)"), "the readable database is still listed: {list:?}");
+    let json = env.run(&["list", "--format", "json"]);
+    json.ok();
+    let dbs: Value = serde_json::from_str(&json.stdout).expect("list JSON");
+    assert_eq!((&dbs[0]["db"], &dbs[0]["status"]), (&"broken/1".into(), &"unreadable".into()), "{dbs}");
+    assert_eq!(dbs[1]["facts"], 2, "{dbs}");
+    env.run(&["stats", "--db", "broken/1"]).code(1).stderr_has("broken/1").stderr_has("file is not a database");
+    env.run(&["query", "--db", "broken/1", "agenticAiETH.ETL.Node"]).code(1).stderr_has("broken/1");
+    env.run(&["write", "--db", "broken/1", f]).code(3).stderr_has("broken/1");
+}

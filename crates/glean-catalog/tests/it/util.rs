@@ -9,7 +9,7 @@
 
 use glean_catalog::store::{Catalog, Database, DbRef};
 use serde_json::Value;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -172,14 +172,7 @@ impl Env {
 
     /// Starts `glean-local ARGS` with no `--db-root` added.
     pub fn spawn_raw(&self, args: &[&str]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_glean-local"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env_remove("GLEAN_DB_ROOT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start glean-local {}: {e}", args.join(" ")));
+        let mut child = self.start(args);
         Running {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             stdout: drain(child.stdout.take()),
@@ -187,6 +180,39 @@ impl Env {
             child: Some(child),
             started: Instant::now(),
         }
+    }
+
+    fn start(&self, args: &[&str]) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_glean-local"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("GLEAN_DB_ROOT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap_or_else(|e| panic!("cannot start glean-local {}: {e}", args.join(" ")))
+    }
+
+    /// Runs `glean-local --db-root ROOT ARGS`, reading only the first line of
+    /// its standard output before closing it, as `| head -1` does; returns
+    /// that line and the run (whose `stdout` is empty).
+    pub fn run_first_line(&self, args: &[&str]) -> (String, Run) {
+        let root = self.root();
+        let mut all = vec!["--db-root", root.to_str().expect("temporary paths are UTF-8")];
+        all.extend_from_slice(args);
+        let mut child = self.start(&all);
+        let stderr = drain(child.stderr.take());
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        BufReader::new(stdout).read_line(&mut first).expect("read the first line");
+        let running = Running {
+            args: all.iter().map(|a| (*a).to_owned()).collect(),
+            stdout: None,
+            stderr,
+            child: Some(child),
+            started: Instant::now(),
+        };
+        (first.trim_end().to_owned(), running.wait())
     }
 
     /// Starts `glean-local --db-root ROOT ARGS`.

@@ -3,13 +3,17 @@
 //! Every library error becomes a message and an exit status here, the same
 //! ones glean gives (GLEAN.md 3.6): 3 for create/write failures ("DB create
 //! failure: ..."), 6 for finishing an empty database, 1 for usage errors and
-//! anything else.
+//! anything else. Verbs print through one locked, buffered standard output
+//! (`Out`); when its reader goes away (`glean-local query ... | head -1`) the
+//! command stops quietly with status 0, as Unix tools do.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use glean_catalog::batch;
 use glean_catalog::query::QueryOptions;
 use glean_catalog::schema::{SchemaError, SchemaSource};
-use glean_catalog::store::{BatchInput, Catalog, DbRef, DbStatus, StoreError};
+use glean_catalog::store::{BatchInput, Catalog, DbInfo, DbRef, DbStatus, StoreError, Unreadable};
+use std::fmt::Display;
+use std::io::{BufWriter, ErrorKind, StdoutLock, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -154,6 +158,12 @@ impl Failure {
         Failure { code, message: message.to_string() }
     }
 
+    /// The reader of standard output went away (`| head -1`): stop, quietly and
+    /// successfully, as other Unix tools do.
+    fn closed_output() -> Failure {
+        Failure { code: 0, message: String::new() }
+    }
+
     /// glean's shared create/write error handler: "DB create failure: ...", exit 3.
     fn write(message: impl ToString) -> Failure {
         Failure::new(3, format!("DB create failure: {}", message.to_string()))
@@ -175,40 +185,74 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("{}", f.message);
+            if !f.message.is_empty() {
+                // Nothing more can be done if standard error is gone too.
+                let _ = writeln!(std::io::stderr(), "{}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }
 }
 
+/// Standard output, locked once and buffered; every verb prints through it.
+struct Out(BufWriter<StdoutLock<'static>>);
+
+impl Out {
+    fn new() -> Out {
+        Out(BufWriter::new(std::io::stdout().lock()))
+    }
+
+    /// Prints one line (held in the buffer until `flush`).
+    fn line(&mut self, line: impl Display) -> Outcome {
+        writeln!(self.0, "{line}").map_err(output_failure)
+    }
+
+    /// Sends what was printed so far: progress lines must not wait for the end.
+    fn flush(&mut self) -> Outcome {
+        self.0.flush().map_err(output_failure)
+    }
+}
+
+fn output_failure(e: std::io::Error) -> Failure {
+    match e.kind() {
+        ErrorKind::BrokenPipe => Failure::closed_output(),
+        _ => Failure::new(1, format!("cannot write to standard output: {e}")),
+    }
+}
+
 fn run(cli: Cli) -> Outcome {
+    let mut out = Out::new();
+    let ran = dispatch(&cli, &mut out);
+    // What was printed before a failure still goes out; the failure is what counts.
+    let flushed = out.flush();
+    ran.and(flushed)
+}
+
+fn dispatch(cli: &Cli, out: &mut Out) -> Outcome {
     if let Some(service) = &cli.service {
         return Err(Failure::new(1, format!("--service {service}: glean-local only has local databases; use --db-root DIR")));
     }
     let catalog = Catalog::new(&cli.db_root);
     match &cli.command {
-        Command::Create(args) => create(&cli, &catalog, args),
-        Command::Write(args) => write(&cli, &catalog, args),
+        Command::Create(args) => create(cli, &catalog, args, out),
+        Command::Write(args) => write(cli, &catalog, args, out),
         Command::Finish { db, allow_zero_facts } => {
             let db = resolve_db(&catalog, db, false).map_err(|m| Failure::new(1, m))?;
             let mut d = catalog.open(&db).map_err(|e| Failure::new(1, e))?;
             match d.finish(*allow_zero_facts) {
                 Err(e @ StoreError::NoFacts) => Err(Failure::new(6, e)),
                 Err(e) => Err(Failure::new(1, e)),
-                Ok(()) => {
-                    println!("[glean finish] ACL: disabled");
-                    Ok(())
-                }
+                Ok(()) => out.line("[glean finish] ACL: disabled"),
             }
         }
-        Command::List { globs, format, verbose } => list(&catalog, globs, *format, *verbose),
-        Command::Query { db, query, limit, expand } => run_query(&catalog, db, query, *limit, *expand),
-        Command::Stats { db, format, .. } => stats(&catalog, db, *format),
+        Command::List { globs, format, verbose } => list(&catalog, globs, *format, *verbose, out),
+        Command::Query { db, query, limit, expand } => run_query(&catalog, db, query, *limit, *expand, out),
+        Command::Stats { db, format, .. } => stats(&catalog, db, *format, out),
         Command::Delete { db } => {
             let db = resolve_db(&catalog, db, false).map_err(|m| Failure::new(1, m))?;
             catalog.delete(&db).map_err(|e| Failure::new(1, e))
         }
-        Command::Validate { files } => validate(&cli, files),
+        Command::Validate { files } => validate(cli, files, out),
         Command::ValidateSchema { location } => SchemaSource::from_location(location)
             .and_then(|s| s.resolve())
             .map(|_| ())
@@ -230,9 +274,11 @@ fn resolve_db(catalog: &Catalog, args: &DbArgs, latest_complete: bool) -> Result
         (Some(db), _, _) => db.parse().map_err(|e: StoreError| e.to_string()),
         (None, Some(name), Some(instance)) => DbRef::new(name, instance).map_err(|e| e.to_string()),
         (None, Some(name), None) if latest_complete => {
-            let infos = catalog.list().map_err(|e| e.to_string())?;
-            infos
+            let entries = catalog.entries().map_err(|e| e.to_string())?;
+            // A database that cannot be read is no candidate.
+            entries
                 .into_iter()
+                .flatten()
                 .filter(|i| i.db.name == *name && i.status == DbStatus::Complete)
                 .max_by(|a, b| a.created.cmp(&b.created))
                 .map(|i| i.db)
@@ -243,35 +289,36 @@ fn resolve_db(catalog: &Catalog, args: &DbArgs, latest_complete: bool) -> Result
     }
 }
 
-fn create(cli: &Cli, catalog: &Catalog, args: &WriteArgs) -> Outcome {
+fn create(cli: &Cli, catalog: &Catalog, args: &WriteArgs, out: &mut Out) -> Outcome {
     let db = resolve_db(catalog, &args.db, false).map_err(|m| Failure::new(1, m))?;
     let schema = schema_source(cli).map_err(Failure::write)?;
-    println!("Creating DB {db}");
+    out.line(format_args!("Creating DB {db}"))?;
     let mut d = catalog.create(&db, &schema, &args.properties).map_err(Failure::write)?;
-    println!("[glean create] ACL: disabled");
-    write_files(&mut d, &args.files, cli.strict)?;
+    out.line("[glean create] ACL: disabled")?;
+    write_files(&mut d, &args.files, cli.strict, out)?;
     finish_after_write(&mut d, args.finish)
 }
 
-fn write(cli: &Cli, catalog: &Catalog, args: &WriteArgs) -> Outcome {
+fn write(cli: &Cli, catalog: &Catalog, args: &WriteArgs, out: &mut Out) -> Outcome {
     let db = resolve_db(catalog, &args.db, false).map_err(|m| Failure::new(1, m))?;
     let mut d = catalog.open(&db).map_err(Failure::write)?;
     if d.status().map_err(Failure::write)? == DbStatus::Complete {
         return Err(Failure::write(StoreError::ReadOnly(db)));
     }
-    println!("[glean write] ACL: disabled");
-    write_files(&mut d, &args.files, cli.strict)?;
+    out.line("[glean write] ACL: disabled")?;
+    write_files(&mut d, &args.files, cli.strict, out)?;
     finish_after_write(&mut d, args.finish)
 }
 
 /// Writes each file in its own transaction, stopping at the first failure (earlier files stay).
-fn write_files(d: &mut glean_catalog::store::Database, files: &[PathBuf], strict: bool) -> Outcome {
+fn write_files(d: &mut glean_catalog::store::Database, files: &[PathBuf], strict: bool, out: &mut Out) -> Outcome {
     for file in files {
         let result = d.write(&[BatchInput::File(file)], strict).map_err(Failure::write)?;
         for r in result {
             r.map_err(Failure::write)?;
         }
-        println!("Wrote {}", file.display());
+        out.line(format_args!("Wrote {}", file.display()))?;
+        out.flush()?;
     }
     Ok(())
 }
@@ -284,49 +331,67 @@ fn finish_after_write(d: &mut glean_catalog::store::Database, finish: bool) -> O
     Ok(())
 }
 
-fn list(catalog: &Catalog, globs: &[String], format: Format, verbose: bool) -> Outcome {
+fn list(catalog: &Catalog, globs: &[String], format: Format, verbose: bool, out: &mut Out) -> Outcome {
     let patterns = globs
         .iter()
         .map(|g| glob::Pattern::new(g).map_err(|e| Failure::new(1, format!("bad pattern {g:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let infos = catalog.list().map_err(|e| Failure::new(1, e))?;
-    let shown: Vec<_> = infos
+    let entries = catalog.entries().map_err(|e| Failure::new(1, e))?;
+    let shown: Vec<_> = entries
         .into_iter()
-        .filter(|i| {
-            let names = [i.db.name.clone(), format!("{}/", i.db.name), i.db.to_string()];
+        .filter(|entry| {
+            let db = match entry {
+                Ok(info) => &info.db,
+                Err(u) => &u.db,
+            };
+            let names = [db.name.clone(), format!("{}/", db.name), db.to_string()];
             patterns.is_empty() || patterns.iter().any(|p| names.iter().any(|n| p.matches(n)))
         })
         .collect();
     match format {
-        Format::Json | Format::CompactJson => {
-            let text = if format == Format::Json { serde_json::to_string_pretty(&shown) } else { serde_json::to_string(&shown) };
-            println!("{}", text.map_err(|e| Failure::new(1, e))?);
-        }
-        Format::Tty | Format::Plain => {
-            for i in shown {
-                let status = match i.status {
-                    DbStatus::Complete => "complete",
-                    DbStatus::Incomplete => "incomplete",
-                };
-                println!("{} ({status})", i.db);
-                println!("  Created: {}", i.created);
-                if let Some(c) = &i.completed {
-                    println!("  Completed: {c}");
-                }
-                if verbose {
-                    println!("  Schema: {}", i.schema_id);
-                    println!("  Facts: {}", i.facts);
-                    for (k, v) in &i.properties {
-                        println!("  {k}: {v}");
-                    }
-                }
-            }
+        Format::Json | Format::CompactJson => list_json(&shown, format == Format::Json, out),
+        Format::Tty | Format::Plain => shown.iter().try_for_each(|entry| match entry {
+            Ok(info) => list_tty(info, verbose, out),
+            // Glean lists a broken database with its state too; the others are still listed.
+            Err(u) => out.line(format_args!("{} (unreadable: {})", u.db, u.reason())),
+        }),
+    }
+}
+
+fn list_json(shown: &[Result<DbInfo, Unreadable>], pretty: bool, out: &mut Out) -> Outcome {
+    let values = shown
+        .iter()
+        .map(|entry| match entry {
+            Ok(info) => serde_json::to_value(info),
+            Err(u) => Ok(serde_json::json!({"db": u.db.to_string(), "status": "unreadable", "error": u.reason()})),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::new(1, e))?;
+    let text = if pretty { serde_json::to_string_pretty(&values) } else { serde_json::to_string(&values) };
+    out.line(text.map_err(|e| Failure::new(1, e))?)
+}
+
+fn list_tty(i: &DbInfo, verbose: bool, out: &mut Out) -> Outcome {
+    let status = match i.status {
+        DbStatus::Complete => "complete",
+        DbStatus::Incomplete => "incomplete",
+    };
+    out.line(format_args!("{} ({status})", i.db))?;
+    out.line(format_args!("  Created: {}", i.created))?;
+    if let Some(c) = &i.completed {
+        out.line(format_args!("  Completed: {c}"))?;
+    }
+    if verbose {
+        out.line(format_args!("  Schema: {}", i.schema_id))?;
+        out.line(format_args!("  Facts: {}", i.facts))?;
+        for (k, v) in &i.properties {
+            out.line(format_args!("  {k}: {v}"))?;
         }
     }
     Ok(())
 }
 
-fn run_query(catalog: &Catalog, db: &DbArgs, query: &str, limit: Option<usize>, expand: bool) -> Outcome {
+fn run_query(catalog: &Catalog, db: &DbArgs, query: &str, limit: Option<usize>, expand: bool, out: &mut Out) -> Outcome {
     let db = resolve_db(catalog, db, true).map_err(|m| Failure::new(1, m))?;
     let d = catalog.open(&db).map_err(|e| Failure::new(1, e))?;
     let text = match query {
@@ -337,23 +402,27 @@ fn run_query(catalog: &Catalog, db: &DbArgs, query: &str, limit: Option<usize>, 
         },
     };
     let started = Instant::now();
-    let out = d.query(text.trim(), &QueryOptions { limit, expand }).map_err(|e| Failure::new(1, e))?;
-    for line in &out.results {
-        println!("{line}");
+    let found = d.query(text.trim(), &QueryOptions { limit, expand }).map_err(|e| Failure::new(1, e))?;
+    for line in &found.results {
+        out.line(line)?;
     }
-    eprintln!(
+    out.flush()?;
+    let mut stderr = std::io::stderr().lock();
+    // Statistics only: a closed standard error is no reason to fail the query.
+    let _ = writeln!(
+        stderr,
         "{} results, {} facts searched, {:.2}ms",
-        out.results.len(),
-        out.facts_searched,
+        found.results.len(),
+        found.facts_searched,
         started.elapsed().as_secs_f64() * 1000.0
     );
-    if out.truncated {
-        eprintln!("results truncated at --limit {}", limit.unwrap_or_default());
+    if found.truncated {
+        let _ = writeln!(stderr, "results truncated at --limit {}", limit.unwrap_or_default());
     }
     Ok(())
 }
 
-fn stats(catalog: &Catalog, db: &DbArgs, format: Format) -> Outcome {
+fn stats(catalog: &Catalog, db: &DbArgs, format: Format, out: &mut Out) -> Outcome {
     let db = resolve_db(catalog, db, false).map_err(|m| Failure::new(1, m))?;
     let stats = catalog.open(&db).and_then(|d| d.stats()).map_err(|e| Failure::new(1, e))?;
     match format {
@@ -362,28 +431,26 @@ fn stats(catalog: &Catalog, db: &DbArgs, format: Format) -> Outcome {
                 .iter()
                 .map(|s| (s.predicate.clone(), serde_json::json!({"count": s.count, "size": s.bytes})))
                 .collect();
-            println!("{}", serde_json::Value::Object(map));
+            out.line(serde_json::Value::Object(map))
         }
-        Format::Tty | Format::Plain => {
-            for s in stats {
-                println!("{}\n  count: {}\n  size: {} bytes", s.predicate, s.count, s.bytes);
-            }
-        }
+        Format::Tty | Format::Plain => stats
+            .iter()
+            .try_for_each(|s| out.line(format_args!("{}\n  count: {}\n  size: {} bytes", s.predicate, s.count, s.bytes))),
     }
-    Ok(())
 }
 
-fn validate(cli: &Cli, files: &[PathBuf]) -> Outcome {
+fn validate(cli: &Cli, files: &[PathBuf], out: &mut Out) -> Outcome {
     let schema = schema_source(cli).and_then(|s| s.resolve()).map_err(|e| Failure::new(1, e))?;
     let mut failed = 0;
     for file in files {
         match batch::validate_file(file, &schema, cli.strict) {
-            Ok(s) => println!("OK {} ({} facts in {} groups)", file.display(), s.facts, s.groups),
+            Ok(s) => out.line(format_args!("OK {} ({} facts in {} groups)", file.display(), s.facts, s.groups))?,
             Err(e) => {
                 failed += 1;
-                println!("INVALID {e}");
+                out.line(format_args!("INVALID {e}"))?;
             }
         }
+        out.flush()?;
     }
     if failed > 0 {
         return Err(Failure::new(1, format!("{failed} of {} files are invalid", files.len())));
