@@ -382,11 +382,10 @@ impl Settings {
         let dir = if path.is_dir() { Some(path.clone()) } else { path.parent().map(Path::to_path_buf) };
         if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
             let whole = SchemaSource::from_dir(&dir);
-            if let Ok(source) = whole {
-                if source.resolve_for_database().is_ok() && (path.is_dir() || source.files.iter().any(|(f, _)| Path::new(f) == path)) {
+            if let Ok(source) = whole
+                && source.resolve_for_database().is_ok() && (path.is_dir() || source.files.iter().any(|(f, _)| Path::new(f) == path)) {
                     return Ok(SchemaConfig { source, dir: Some(dir) });
                 }
-            }
         }
         let source = with_all_schema(SchemaSource::from_path(&path)?);
         Ok(SchemaConfig { source, dir: None })

@@ -101,14 +101,13 @@ impl Database {
     /// `P` (latest version) or `P.N`.
     fn resolve_predicate(&self, name: &str) -> R<PredId> {
         let schema = self.schema();
-        if let Some((base, v)) = name.rsplit_once('.') {
-            if let Ok(version) = v.parse::<u32>() {
+        if let Some((base, v)) = name.rsplit_once('.')
+            && let Ok(version) = v.parse::<u32>() {
                 return match schema.lookup(base, version) {
                     Lookup::Predicate(id) => Ok(id),
                     _ => Err(QueryError::UnknownPredicate(name.to_owned())),
                 };
             }
-        }
         schema.latest(name).ok_or_else(|| QueryError::UnknownPredicate(name.to_owned()))
     }
 

@@ -281,11 +281,10 @@ impl Lexer<'_> {
         if let Some(k) = KEYWORDS.iter().find(|k| **k == text) {
             return Tok::Kw(k);
         }
-        if let Some(k) = KEYWORDS_V8.iter().find(|k| **k == text) {
-            if self.version >= 8 {
+        if let Some(k) = KEYWORDS_V8.iter().find(|k| **k == text)
+            && self.version >= 8 {
                 return Tok::Kw(k);
             }
-        }
         if lower { Tok::LIdent(text) } else { Tok::UIdent(text) }
     }
 

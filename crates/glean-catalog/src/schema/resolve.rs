@@ -72,11 +72,10 @@ struct Exports {
 /// Resolves parsed schemas into a `Schema`.
 pub fn resolve(src: &SourceSchemas) -> Result<Schema, ResolveError> {
     let mut r = Resolver::default();
-    if let Some(first) = src.schemas.first() {
-        if src.angle_version < OLDEST_SUPPORTED_ANGLE_VERSION {
+    if let Some(first) = src.schemas.first()
+        && src.angle_version < OLDEST_SUPPORTED_ANGLE_VERSION {
             return Err(err(&first.pos, format!("Angle version {} is not supported", src.angle_version)));
         }
-    }
     let keys = schema_keys(src)?;
     let deps = schema_dependencies(src, &keys)?;
     for (old, new, pos) in &src.evolves {
@@ -310,11 +309,10 @@ impl Resolver {
             self.preds.push((key, key_ty, value_ty));
         }
         for d in &schema.decls {
-            if let Decl::Derive(name, pos) = d {
-                if let Target::Type(_) = lookup(&pred_scope, name, pos)? {
+            if let Decl::Derive(name, pos) = d
+                && let Target::Type(_) = lookup(&pred_scope, name, pos)? {
                     return Err(err(pos, format!("{name} is not a predicate")));
                 }
-            }
         }
         let unqual = prefer(&local, unqual_inherited);
         let qual = if ns == "all" { qual_inherited } else { prefer(&qualify(ns, &unqual), qual_inherited) };

@@ -56,11 +56,10 @@ fn scan(dir: &Path, cutoff: Option<u64>) -> Vec<String> {
                 Ok(()) => info!(file = %name, "removed a batch file left half-written by an interrupted save"),
                 Err(e) => warn!(file = %name, error = %e, "cannot remove a half-written batch file"),
             }
-        } else if let Some(ms) = ulid_time(&name) {
-            if cutoff.is_none_or(|c| ms >= c) {
+        } else if let Some(ms) = ulid_time(&name)
+            && cutoff.is_none_or(|c| ms >= c) {
                 out.push(name);
             }
-        }
     }
     out.sort();
     out

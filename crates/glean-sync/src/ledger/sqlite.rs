@@ -436,11 +436,10 @@ async fn store_graph(
     now: i64,
 ) -> Result<(), LedgerError> {
     let stored: Option<Option<i64>> = sqlx::query_scalar(sql::STORED_VERSION).bind(key).fetch_optional(&mut **tx).await?;
-    if let (Some(Some(stored)), Some(version)) = (stored, version) {
-        if stored > version {
+    if let (Some(Some(stored)), Some(version)) = (stored, version)
+        && stored > version {
             return Ok(());
         }
-    }
     let (nodes, edges) = (snapshot_json(&graph.nodes, export_id)?, snapshot_json(&graph.edges, export_id)?);
     sqlx::query(sql::DELETE_NODES).bind(key).execute(&mut **tx).await?;
     sqlx::query(sql::DELETE_EDGES).bind(key).execute(&mut **tx).await?;

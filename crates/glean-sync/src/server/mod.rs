@@ -98,11 +98,10 @@ async fn guard_writes(State(state): State<AppState>, headers: HeaderMap, request
     if state.draining() {
         return ApiError::Unavailable("glean-sync is shutting down; retry on another instance or later".into()).into_response();
     }
-    if let Some(token) = &state.token {
-        if !authorized(&headers, token) {
+    if let Some(token) = &state.token
+        && !authorized(&headers, token) {
             return ApiError::Unauthorized.into_response();
         }
-    }
     next.run(request).await
 }
 

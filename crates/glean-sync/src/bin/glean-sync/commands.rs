@@ -173,11 +173,10 @@ async fn serve_http(config: Config, settings: &ServeSettings, stop: Cancellation
     };
     let watching = watcher.map(|w| tokio::spawn(w.run(stop.clone())));
     server::serve(AppState::new(app.exporter.clone(), &server_config), listener, stop).await?;
-    if let Some(task) = watching {
-        if let Ok(Err(e)) = task.await {
+    if let Some(task) = watching
+        && let Ok(Err(e)) = task.await {
             eprintln!("glean-sync: the watcher stopped: {e}");
         }
-    }
     Ok(ExitCode::SUCCESS)
 }
 
