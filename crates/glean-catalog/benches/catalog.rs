@@ -189,7 +189,12 @@ fn main() {
         ("b. rewrite: time", time_cell(&again), String::new(), "-"),
         ("b. rewrite: facts/s", format!("{rate2:.0}"), format!(">= {TARGET_FACTS_PER_S:.0}"), verdict(rate2 >= TARGET_FACTS_PER_S)),
         ("b. rewrite: peak RSS", rss2, "< 1 GiB".into(), rss2_ok),
-        ("c. 100-fact CLI write: median", format!("{median:.1} ms"), format!("< {TARGET_SMALL_MS:.0} ms"), verdict(median < TARGET_SMALL_MS)),
+        (
+            "c. 100-fact CLI write: median",
+            format!("{median:.1} ms"),
+            format!("< {TARGET_SMALL_MS:.0} ms"),
+            verdict(median < TARGET_SMALL_MS),
+        ),
         ("c. 100-fact CLI write: p90", format!("{p90:.1} ms"), format!("< {TARGET_SMALL_MS:.0} ms"), verdict(p90 < TARGET_SMALL_MS)),
     ];
     println!();

@@ -8,8 +8,8 @@
 
 use crate::batch::BatchDir;
 use crate::config::{Config, GleanConfig, GleanTarget, LedgerLocation, Mode, SchemaConfig};
-use crate::ledger::postgres::PgLedger;
 use crate::exporter::{Exporter, Parts};
+use crate::ledger::postgres::PgLedger;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, LedgerError};
 use crate::sink::cli::{CliSink, CliSinkConfig, Target};
@@ -35,7 +35,9 @@ pub enum StartError {
         message: String,
     },
     /// Another process holds the state directory.
-    #[error("another glean-sync process is using {0} (only one may drive an embedded ledger; stop it, or point GLEAN_SYNC_STATE elsewhere)")]
+    #[error(
+        "another glean-sync process is using {0} (only one may drive an embedded ledger; stop it, or point GLEAN_SYNC_STATE elsewhere)"
+    )]
     Busy(PathBuf),
     /// The ledger cannot be opened.
     #[error(transparent)]
@@ -105,12 +107,7 @@ pub async fn start(config: Config, mode: Mode) -> Result<App, StartError> {
 fn lock_state_dir(dir: &Path) -> Result<nix::fcntl::Flock<File>, StartError> {
     let state_err = |message: String| StartError::State { path: dir.to_owned(), message };
     std::fs::create_dir_all(dir).map_err(|e| state_err(e.to_string()))?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))
-        .map_err(|e| state_err(e.to_string()))?;
+    let file = File::options().create(true).truncate(false).write(true).open(dir.join("lock")).map_err(|e| state_err(e.to_string()))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| StartError::Busy(dir.to_owned()))
 }
 

@@ -36,11 +36,7 @@ pub struct Predicates {
 impl Predicates {
     /// The predicates of `prefix` (e.g. `agenticAiETH.ETL`).
     pub fn new(prefix: &str) -> Predicates {
-        Predicates {
-            node: format!("{prefix}.Node.1"),
-            edge: format!("{prefix}.Edge.1"),
-            manifest: format!("{prefix}.ExportManifest.1"),
-        }
+        Predicates { node: format!("{prefix}.Node.1"), edge: format!("{prefix}.Edge.1"), manifest: format!("{prefix}.ExportManifest.1") }
     }
 }
 

@@ -64,7 +64,14 @@ pub struct Settings {
     #[arg(long, global = true, env = "GLEAN_SERVICE", value_name = "GLEAN_SERVICE")]
     pub service: Option<String>,
     /// Batch file compression: none or zstd.
-    #[arg(long, global = true, env = "GLEAN_BATCH_COMPRESSION", value_name = "GLEAN_BATCH_COMPRESSION", value_enum, default_value = "none")]
+    #[arg(
+        long,
+        global = true,
+        env = "GLEAN_BATCH_COMPRESSION",
+        value_name = "GLEAN_BATCH_COMPRESSION",
+        value_enum,
+        default_value = "none"
+    )]
     pub batch_compression: Compression,
     /// The ledger file (default: <export dir>/.glean-sync/ledger.sqlite).
     #[arg(long, global = true, env = "GLEAN_SYNC_STATE", value_name = "GLEAN_SYNC_STATE")]
@@ -290,7 +297,7 @@ impl Settings {
                     var: "GLEAN_DB_NAME",
                     when: "GLEAN_REALTIME_ENABLE=true",
                     hint: "set it to the Glean database, NAME or NAME/INSTANCE",
-                })
+                });
             }
             (None, Mode::Batch) => None,
             (Some(name), _) => Some(self.glean_config(name)?),
@@ -311,7 +318,7 @@ impl Settings {
                     var: "GLEAN_SYNC_DATABASE_URL",
                     value: url.split('@').next_back().unwrap_or_default().to_owned(),
                     reason: "expected postgres://USER@HOST:PORT/DATABASE".into(),
-                })
+                });
             }
             None => LedgerLocation::Sqlite(ledger_path.clone()),
         };
@@ -355,9 +362,7 @@ impl Settings {
         .map_err(|e| ConfigError::Invalid { var: "GLEAN_DB_NAME", value: name.to_owned(), reason: e.to_string() })?;
         let target = match &self.service {
             Some(s) if valid_host_port(s) => GleanTarget::Service(s.clone()),
-            Some(s) => {
-                return Err(ConfigError::Invalid { var: "GLEAN_SERVICE", value: s.clone(), reason: "expected HOST:PORT".into() })
-            }
+            Some(s) => return Err(ConfigError::Invalid { var: "GLEAN_SERVICE", value: s.clone(), reason: "expected HOST:PORT".into() }),
             None => GleanTarget::DbRoot(self.db_root.clone()),
         };
         Ok(GleanConfig {
@@ -383,9 +388,11 @@ impl Settings {
         if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
             let whole = SchemaSource::from_dir(&dir);
             if let Ok(source) = whole
-                && source.resolve_for_database().is_ok() && (path.is_dir() || source.files.iter().any(|(f, _)| Path::new(f) == path)) {
-                    return Ok(SchemaConfig { source, dir: Some(dir) });
-                }
+                && source.resolve_for_database().is_ok()
+                && (path.is_dir() || source.files.iter().any(|(f, _)| Path::new(f) == path))
+            {
+                return Ok(SchemaConfig { source, dir: Some(dir) });
+            }
         }
         let source = with_all_schema(SchemaSource::from_path(&path)?);
         Ok(SchemaConfig { source, dir: None })
@@ -467,11 +474,7 @@ fn probe_batch(p: &Predicates) -> String {
 /// The ETL schema for a predicate prefix, as `.angle` files (`schema` command, generated schema dirs).
 pub fn schema_for_prefix(prefix: &str) -> SchemaSource {
     let builtin = SchemaSource::builtin();
-    let files = builtin
-        .files
-        .into_iter()
-        .map(|(name, text)| (name, text.replace("agenticAiETH.ETL.1", &format!("{prefix}.1"))))
-        .collect();
+    let files = builtin.files.into_iter().map(|(name, text)| (name, text.replace("agenticAiETH.ETL.1", &format!("{prefix}.1")))).collect();
     SchemaSource { files }
 }
 

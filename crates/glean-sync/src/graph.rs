@@ -307,7 +307,10 @@ mod tests {
     fn bad_graphs_name_the_element() {
         assert_eq!(err(r#"{"nodes":[{"id":"a"},{"id":""}]}"#), "nodes[1].id is empty");
         assert_eq!(err(r#"{"nodes":[{"label":"x"}]}"#), "nodes[0].id is missing");
-        assert_eq!(err(r#"{"edges":[{"source":"a"},{"source":"a","target":"b"},{"source":"a","target":"b"},{"source":"a"}]}"#), "edges[0].target is missing");
+        assert_eq!(
+            err(r#"{"edges":[{"source":"a"},{"source":"a","target":"b"},{"source":"a","target":"b"},{"source":"a"}]}"#),
+            "edges[0].target is missing"
+        );
         assert!(err(r#"{"nodes":[{"id":3}]}"#).starts_with("nodes[0].id: invalid type: integer `3`, expected a string"));
         assert!(err(r#"{"nodes":[{"id":"a","props":[1]}]}"#).starts_with("nodes[0].props: properties must be an object"));
         assert!(err(r#"{"nodes": 3}"#).starts_with("nodes: invalid type"));

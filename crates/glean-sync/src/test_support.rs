@@ -243,10 +243,7 @@ pub(crate) fn process_group(pid: i32) -> Option<i32> {
 /// Every process (zombies included) whose process group is `pgid`.
 pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| process_group(*pid) == Some(pgid))
-        .collect()
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).filter(|pid| process_group(*pid) == Some(pgid)).collect()
 }
 
 /// A scratch deployment of glean-sync: its own directories and environment.
@@ -404,8 +401,10 @@ pub(crate) fn graph_files(dir: &Path, count: usize, nodes: usize) -> Vec<PathBuf
             let ns: Vec<String> = (0..nodes)
                 .map(|n| format!(r#"{{"id":"g{i}-n{n}","type":"column","label":"c{n}","props":{{"graph":{i},"n":{n}}}}}"#))
                 .collect();
-            let es: Vec<String> = (1..nodes).map(|n| format!(r#"{{"source_id":"g{i}-n{}","target_id":"g{i}-n{n}","type":"NEXT"}}"#, n - 1)).collect();
-            let json = format!(r#"{{"graph_id":"g{i}","project_id":"p","system_id":"s","nodes":[{}],"edges":[{}]}}"#, ns.join(","), es.join(","));
+            let es: Vec<String> =
+                (1..nodes).map(|n| format!(r#"{{"source_id":"g{i}-n{}","target_id":"g{i}-n{n}","type":"NEXT"}}"#, n - 1)).collect();
+            let json =
+                format!(r#"{{"graph_id":"g{i}","project_id":"p","system_id":"s","nodes":[{}],"edges":[{}]}}"#, ns.join(","), es.join(","));
             write_file(dir, &format!("graph-{i:05}.json"), &json)
         })
         .collect()
@@ -496,7 +495,6 @@ impl Client {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
 }
 
 impl std::ops::Deref for Served {

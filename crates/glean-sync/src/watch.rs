@@ -116,7 +116,13 @@ impl Watcher {
         if dir == export_dir {
             return Err(dir_err("must not be GLEAN_EXPORT_DIR (glean-sync's own batch files are delivered already)".into()));
         }
-        Ok(Watcher { exporter, schema: Arc::new(schema), config: WatchConfig { dir, ..config }, taken: HashSet::new(), waiting: HashMap::new() })
+        Ok(Watcher {
+            exporter,
+            schema: Arc::new(schema),
+            config: WatchConfig { dir, ..config },
+            taken: HashSet::new(),
+            waiting: HashMap::new(),
+        })
     }
 
     /// Watches until `stop` is cancelled.
@@ -179,7 +185,9 @@ impl Watcher {
         if !is_batch_file(&path) || self.taken.contains(&path) {
             return Ok(());
         }
-        if !self.waiting.contains_key(&path) && self.exporter.ledger().by_file(&path.to_string_lossy()).await.map_err(SaveError::from)?.is_some() {
+        if !self.waiting.contains_key(&path)
+            && self.exporter.ledger().by_file(&path.to_string_lossy()).await.map_err(SaveError::from)?.is_some()
+        {
             self.taken.insert(path);
             return Ok(());
         }
@@ -227,7 +235,9 @@ impl Watcher {
         let stale = seen.changed.elapsed() >= self.config.give_up;
         let schema = self.schema.clone();
         let file = path.to_owned();
-        let verdict = tokio::task::spawn_blocking(move || validate_file(&file, &schema, false)).await.map_err(|e| SaveError::Internal(e.to_string()))?;
+        let verdict = tokio::task::spawn_blocking(move || validate_file(&file, &schema, false))
+            .await
+            .map_err(|e| SaveError::Internal(e.to_string()))?;
         let invalid = match verdict {
             Ok(_) => None,
             Err(e) if looks_unfinished(&e) && !stale => {

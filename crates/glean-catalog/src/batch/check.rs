@@ -14,10 +14,10 @@
 //! facts go to a `FactSink`.
 
 use super::base64;
-use super::text::write_str;
 use super::sink::{DefineError, FactId, FactSink, StoreFailure};
-use crate::schema::{Field, PredId, Schema, Type};
 use super::term::{Entries, Term, View};
+use super::text::write_str;
+use crate::schema::{Field, PredId, Schema, Type};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -116,9 +116,7 @@ impl<'a, S: FactSink> Checker<'a, S> {
     pub(crate) fn fact(&mut self, pred: PredId, fact: Term<'_>, index: usize) -> R<bool> {
         match shape(fact)? {
             Shape::Reference(0) => Err(Fail::new(format!("Cannot use 0 as a fact ID: {fact}"))),
-            Shape::Reference(id) if self.strict => Err(Fail::new(format!(
-                "a top-level entry that only names fact {id} writes nothing"
-            ))),
+            Shape::Reference(id) if self.strict => Err(Fail::new(format!("a top-level entry that only names fact {id} writes nothing"))),
             Shape::Reference(_) => Ok(false),
             // Nothing refers to an anonymous top-level fact: the sink may store it later.
             Shape::Definition { id: 0, key, value } => {
@@ -175,19 +173,20 @@ impl<'a, S: FactSink> Checker<'a, S> {
     }
 
     /// Writes the canonical key and value of a fact; false when it has no value to store.
-    fn encode_fact(&mut self, pred: PredId, key: Term<'_>, value: Option<Term<'_>>, key_text: &mut String, value_text: &mut String) -> R<bool> {
+    fn encode_fact(
+        &mut self,
+        pred: PredId,
+        key: Term<'_>,
+        value: Option<Term<'_>>,
+        key_text: &mut String,
+        value_text: &mut String,
+    ) -> R<bool> {
         let def = self.schema.predicate(pred);
         self.encode(&def.key, key, key_text)?;
         match value {
             Some(v) => self.encode(&def.value, v, value_text).map_err(|f| f.at(|| "value".into()))?,
             None if def.value.is_unit() => {}
-            None => {
-                return Err(Fail::new(format!(
-                    "\"value\" is missing: {} has values of type {}",
-                    def.full_name(),
-                    def.value
-                )))
-            }
+            None => return Err(Fail::new(format!("\"value\" is missing: {} has values of type {}", def.full_name(), def.value))),
         }
         // Key-only predicates store no value, as Glean prints none.
         Ok(value.is_some() && !def.value.is_unit())
@@ -232,9 +231,7 @@ impl<'a, S: FactSink> Checker<'a, S> {
         }
         let (fact_id, got) = match self.names.get(&n) {
             Some(&found) => found,
-            None if self.strict => {
-                return Err(Fail::new(format!("reference to fact {n}, which is not defined earlier in this file")))
-            }
+            None if self.strict => return Err(Fail::new(format!("reference to fact {n}, which is not defined earlier in this file"))),
             None => {
                 let found = match u64::try_from(n) {
                     Ok(real) => self.sink.predicate_of(real).map_err(|e| Fail { store: Some(e), ..Fail::new("storage failure") })?,
@@ -341,9 +338,7 @@ impl<'a, S: FactSink> Checker<'a, S> {
             } else {
                 Ok(base64::decode_lenient(s.as_bytes()))
             }),
-            View::Array(items) => Some(
-                items.enumerate().map(|(i, item)| self.byte(item).map_err(|f| f.at(|| format!("[{i}]")))).collect(),
-            ),
+            View::Array(items) => Some(items.enumerate().map(|(i, item)| self.byte(item).map_err(|f| f.at(|| format!("[{i}]")))).collect()),
             _ => None,
         }
     }
@@ -390,11 +385,7 @@ impl<'a, S: FactSink> Checker<'a, S> {
     fn sum(&mut self, alts: &[Field], map: Entries<'_>, out: &mut String) -> R<()> {
         let mut entries = map.clone();
         let (Some((name, v)), None) = (entries.next(), entries.next()) else {
-            return Err(Fail::new(format!(
-                "expected exactly one alternative of {{{}}}, got {} fields",
-                alt_names(alts),
-                map.len()
-            )));
+            return Err(Fail::new(format!("expected exactly one alternative of {{{}}}, got {} fields", alt_names(alts), map.len())));
         };
         let Some(alt) = alts.iter().find(|a| a.name == *name) else {
             return Err(Fail::new(format!("unknown alternative \"{name}\" (allowed: {})", alt_names(alts))));
@@ -468,10 +459,7 @@ fn default(schema: &Schema, field: &str, ty: &Type, out: &mut String) -> R<()> {
             out.push('}');
         }
         Type::Predicate(p) => {
-            return Err(Fail::new(format!(
-                "Field '{field}' is missing, but it has a predicate type: {}",
-                schema.predicate(*p).full_name()
-            )))
+            return Err(Fail::new(format!("Field '{field}' is missing, but it has a predicate type: {}", schema.predicate(*p).full_name())));
         }
     }
     Ok(())

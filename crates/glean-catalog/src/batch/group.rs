@@ -228,9 +228,16 @@ impl<S: FactSink> Ctx<'_, '_, S> {
             View::Str(s) => parse_ref(s),
             View::Object(_) => match (v.get("name").and_then(Term::as_str), v.get("version").and_then(Term::as_u64)) {
                 (Some(n), Some(ver)) if ver <= u64::from(u32::MAX) => (n.to_owned(), ver as u32, true),
-                _ => return Err(self.format(format!("group #{group}: a predicate object needs \"name\" (string) and \"version\" (number), got {v}"))),
+                _ => {
+                    return Err(self
+                        .format(format!("group #{group}: a predicate object needs \"name\" (string) and \"version\" (number), got {v}")));
+                }
             },
-            _ => return Err(self.format(format!("group #{group}: \"predicate\" must be \"name.version\" or {{\"name\", \"version\"}}, got {v}"))),
+            _ => {
+                return Err(
+                    self.format(format!("group #{group}: \"predicate\" must be \"name.version\" or {{\"name\", \"version\"}}, got {v}"))
+                );
+            }
         };
         if !versioned && self.checker.strict() {
             return Err(self.format(format!("group #{group}: predicate \"{name}\" has no version (Glean would assume {name}.1)")));

@@ -22,9 +22,9 @@ mod term;
 mod text;
 
 pub use check::Checker;
-pub(crate) use text::write_str;
-pub use sink::{Deferred, DefineError, FactId, FactSink, MemorySink, StoreFailure, FIRST_FACT_ID};
 pub(crate) use sink::Prehashed;
+pub use sink::{Deferred, DefineError, FIRST_FACT_ID, FactId, FactSink, MemorySink, StoreFailure};
+pub(crate) use text::write_str;
 
 use crate::schema::Schema;
 use std::fs::File;
@@ -117,7 +117,8 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, BatchError> {
     let file_name = path.display().to_string();
     let file = File::open(path).map_err(|source| BatchError::Io { file: file_name.clone(), source })?;
     if path.extension().is_some_and(|e| e == "zst") {
-        let decoder = zstd::stream::read::Decoder::new(file).map_err(|e| BatchError::Decompress { file: file_name, message: e.to_string() })?;
+        let decoder =
+            zstd::stream::read::Decoder::new(file).map_err(|e| BatchError::Decompress { file: file_name, message: e.to_string() })?;
         Ok(Box::new(Decompressing(decoder)))
     } else {
         Ok(Box::new(file))

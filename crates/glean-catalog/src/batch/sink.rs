@@ -178,7 +178,6 @@ impl Hasher for Prehashed {
     fn write_i64(&mut self, n: i64) {
         self.0 = n as u64;
     }
-
 }
 
 #[cfg(test)]

@@ -98,7 +98,13 @@ fn etl_batch_with_all_three_predicates_validates() {
 fn error_names_file_predicate_index_and_field() {
     let schema = SchemaSource::builtin().resolve().expect("builtin");
     let node = |k: &str| format!(r#"{{"key": {{"id": "n", "kind": {k}, "label": "l"}}}}"#);
-    let batch = format!(r#"[{{"predicate": "agenticAiETH.ETL.Node.1", "facts": [{}, {}, {}, {}]}}]"#, node("\"a\""), node("\"b\""), node("\"c\""), node("7"));
+    let batch = format!(
+        r#"[{{"predicate": "agenticAiETH.ETL.Node.1", "facts": [{}, {}, {}, {}]}}]"#,
+        node("\"a\""),
+        node("\"b\""),
+        node("\"c\""),
+        node("7")
+    );
     let err = validate_bytes("graph_01.json", batch.as_bytes(), &schema, true).expect_err("rejected");
     assert_eq!(err.to_string(), "graph_01.json: agenticAiETH.ETL.Node.1 fact #3 .kind: expected string, got number");
 }
@@ -184,8 +190,10 @@ fn fact_object_shape() {
 
 #[test]
 fn ids_and_references() {
-    let k = keys(r#"[{"predicate": "test.Name.1", "facts": [{"id": 1, "key": "a"}, {"id": 2, "key": "b"}]},
-                    {"predicate": "test.Pair.1", "facts": [{"key": {"left": 1, "right": {"id": 2}}}]}]"#);
+    let k = keys(
+        r#"[{"predicate": "test.Name.1", "facts": [{"id": 1, "key": "a"}, {"id": 2, "key": "b"}]},
+                    {"predicate": "test.Pair.1", "facts": [{"key": {"left": 1, "right": {"id": 2}}}]}]"#,
+    );
     assert_eq!(k[2], r#"{"left":{"id":1024},"right":{"id":1025}}"#);
     rejects(&group("test.Name.1", r#"{"id": 4611686018427387904, "key": "a"}"#), false, "id too high: 4611686018427387904");
     keys(&group("test.Name.1", r#"{"id": 4611686018427387903, "key": "a"}"#));
@@ -211,10 +219,15 @@ fn references_must_have_the_right_predicate() {
 
 #[test]
 fn nested_facts_are_defined_first_and_can_be_referenced() {
-    let k = keys(r#"[{"predicate": "test.Pair.1", "facts": [{"key": {"left": {"id": 5, "key": "x"}, "right": 5}}]},
-                     {"predicate": "test.Pair.1", "facts": [{"key": {"left": 5, "right": {"key": "y"}}}]}]"#);
+    let k = keys(
+        r#"[{"predicate": "test.Pair.1", "facts": [{"key": {"left": {"id": 5, "key": "x"}, "right": 5}}]},
+                     {"predicate": "test.Pair.1", "facts": [{"key": {"left": 5, "right": {"key": "y"}}}]}]"#,
+    );
     assert_eq!(k, [r#""x""#, r#"{"left":{"id":1024},"right":{"id":1024}}"#, r#""y""#, r#"{"left":{"id":1024},"right":{"id":1026}}"#]);
-    let expr = keys(&group("test.Expr.1", r#"{"key": {"add": {"l": {"key": {"lit": 1}}, "r": {"key": {"add": {"l": {"key": {"lit": 2}}, "r": {"key": {"lit": 3}}}}}}}}"#));
+    let expr = keys(&group(
+        "test.Expr.1",
+        r#"{"key": {"add": {"l": {"key": {"lit": 1}}, "r": {"key": {"add": {"l": {"key": {"lit": 2}}, "r": {"key": {"lit": 3}}}}}}}}"#,
+    ));
     assert_eq!(expr.len(), 5);
 }
 
@@ -246,7 +259,11 @@ fn key_value_facts() {
 
 #[test]
 fn redefinition_with_another_value_fails_and_equal_facts_dedup() {
-    rejects(&group("test.KV.1", r#"{"key": "a", "value": 1}, {"key": "a", "value": 2}"#), false, "invalid fact redefinition of $1024 : test.KV.1");
+    rejects(
+        &group("test.KV.1", r#"{"key": "a", "value": 1}, {"key": "a", "value": 2}"#),
+        false,
+        "invalid fact redefinition of $1024 : test.KV.1",
+    );
     assert_eq!(keys(&group("test.KV.1", r#"{"key": "a", "value": 1}, {"key": "a", "value": 1}"#)).len(), 1);
 }
 
@@ -353,19 +370,55 @@ fn missing_file_is_an_io_error() {
 fn syntax_errors_name_the_place_in_the_file() {
     let schema = SchemaSource::builtin().resolve().expect("builtin");
     let cases = [
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[\n  {\"key\":{\"id\":\"a\\q\",\"kind\":\"t\",\"label\":\"l\"}}]}]", "b.json: invalid JSON at line 2 column 19: invalid escape at line 2 column 19"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":tru,\"label\":\"l\"}}]}]", "b.json: invalid JSON at line 1 column 77: expected ident at line 1 column 77"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":{\"key\":{}}}]", "b.json: invalid JSON at line 1 column 49: invalid type: map, expected an array of facts at line 1 column 49"),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[\n  {\"key\":{\"id\":\"a\\q\",\"kind\":\"t\",\"label\":\"l\"}}]}]",
+            "b.json: invalid JSON at line 2 column 19: invalid escape at line 2 column 19",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":tru,\"label\":\"l\"}}]}]",
+            "b.json: invalid JSON at line 1 column 77: expected ident at line 1 column 77",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":{\"key\":{}}}]",
+            "b.json: invalid JSON at line 1 column 49: invalid type: map, expected an array of facts at line 1 column 49",
+        ),
         ("[{\"predicate\":1x,\"facts\":[]}]", "b.json: group #0: \"predicate\" must be \"name.version\" or {\"name\", \"version\"}, got 1"),
-        ("[1\n {\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}]", "b.json: invalid JSON at line 2 column 0: invalid type: integer `1`, expected a predicate group object {\"predicate\": ..., \"facts\": [...]} at line 2 column 0"),
-        ("[{\"facts\":{\"key\":{}},\"predicate\":\"agenticAiETH.ETL.Node.1\"}]", "b.json: invalid JSON at line 1 column 11: invalid type: map, expected a sequence at line 1 column 11"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",facts:[]}]", "b.json: invalid JSON at line 1 column 41: key must be a string at line 1 column 41"),
-        ("[{\"predicate\" \"agenticAiETH.ETL.Node.1\",\"facts\":[]}]", "b.json: invalid JSON at line 1 column 15: expected `:` at line 1 column 15"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}} {\"key\":{}}]}] ", "b.json: invalid JSON at line 1 column 92: expected `,` or `]` at line 1 column 92"),
-        ("{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}", "b.json: invalid JSON at line 1 column 2: invalid type: map, expected a JSON array of predicate groups (the top level of a batch must be an array) at line 1 column 2"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}] x", "b.json: invalid JSON at line 1 column 54: trailing characters at line 1 column 54"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}},]}]", "b.json: invalid JSON at line 1 column 92: trailing comma at line 1 column 92"),
-        ("[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}}", "b.json: invalid JSON at line 1 column 90: EOF while parsing a list at line 1 column 90"),
+        (
+            "[1\n {\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}]",
+            "b.json: invalid JSON at line 2 column 0: invalid type: integer `1`, expected a predicate group object {\"predicate\": ..., \"facts\": [...]} at line 2 column 0",
+        ),
+        (
+            "[{\"facts\":{\"key\":{}},\"predicate\":\"agenticAiETH.ETL.Node.1\"}]",
+            "b.json: invalid JSON at line 1 column 11: invalid type: map, expected a sequence at line 1 column 11",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",facts:[]}]",
+            "b.json: invalid JSON at line 1 column 41: key must be a string at line 1 column 41",
+        ),
+        (
+            "[{\"predicate\" \"agenticAiETH.ETL.Node.1\",\"facts\":[]}]",
+            "b.json: invalid JSON at line 1 column 15: expected `:` at line 1 column 15",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}} {\"key\":{}}]}] ",
+            "b.json: invalid JSON at line 1 column 92: expected `,` or `]` at line 1 column 92",
+        ),
+        (
+            "{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}",
+            "b.json: invalid JSON at line 1 column 2: invalid type: map, expected a JSON array of predicate groups (the top level of a batch must be an array) at line 1 column 2",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[]}] x",
+            "b.json: invalid JSON at line 1 column 54: trailing characters at line 1 column 54",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}},]}]",
+            "b.json: invalid JSON at line 1 column 92: trailing comma at line 1 column 92",
+        ),
+        (
+            "[{\"predicate\":\"agenticAiETH.ETL.Node.1\",\"facts\":[{\"key\":{\"id\":\"a\",\"kind\":\"t\",\"label\":\"l\"}}",
+            "b.json: invalid JSON at line 1 column 90: EOF while parsing a list at line 1 column 90",
+        ),
     ];
     for (json, expected) in cases {
         let err = validate_bytes("b.json", json.as_bytes(), &schema, false).expect_err(json);

@@ -102,12 +102,13 @@ impl Database {
     fn resolve_predicate(&self, name: &str) -> R<PredId> {
         let schema = self.schema();
         if let Some((base, v)) = name.rsplit_once('.')
-            && let Ok(version) = v.parse::<u32>() {
-                return match schema.lookup(base, version) {
-                    Lookup::Predicate(id) => Ok(id),
-                    _ => Err(QueryError::UnknownPredicate(name.to_owned())),
-                };
-            }
+            && let Ok(version) = v.parse::<u32>()
+        {
+            return match schema.lookup(base, version) {
+                Lookup::Predicate(id) => Ok(id),
+                _ => Err(QueryError::UnknownPredicate(name.to_owned())),
+            };
+        }
         schema.latest(name).ok_or_else(|| QueryError::UnknownPredicate(name.to_owned()))
     }
 
@@ -268,9 +269,7 @@ fn check_pattern(pat: &Pattern, ty: &Type, key_of: &dyn Fn(PredId) -> Type) -> R
             }
             Ok(())
         }
-        (Pattern::Array(items), Type::Array(elem) | Type::Set(elem)) => {
-            items.iter().try_for_each(|p| check_pattern(p, elem, key_of))
-        }
+        (Pattern::Array(items), Type::Array(elem) | Type::Set(elem)) => items.iter().try_for_each(|p| check_pattern(p, elem, key_of)),
         (Pattern::Str(s), _) => bad(&format!("{s:?}")),
         (Pattern::Nat(n), _) => bad(&n.to_string()),
         (Pattern::Bool(b), _) => bad(&b.to_string()),

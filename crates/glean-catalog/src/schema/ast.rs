@@ -20,10 +20,12 @@ impl SrcRef {
     /// Splits a dotted name whose last component may be a version number.
     pub fn parse(text: &str) -> SrcRef {
         if let Some((name, last)) = text.rsplit_once('.')
-            && !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())
-                && let Ok(v) = last.parse() {
-                    return SrcRef { name: name.to_owned(), version: Some(v) };
-                }
+            && !last.is_empty()
+            && last.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(v) = last.parse()
+        {
+            return SrcRef { name: name.to_owned(), version: Some(v) };
+        }
         SrcRef { name: text.to_owned(), version: None }
     }
 }

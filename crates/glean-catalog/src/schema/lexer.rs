@@ -87,18 +87,33 @@ pub const LATEST_ANGLE_VERSION: u32 = 12;
 
 /// Keywords that are reserved whatever the syntax version.
 const KEYWORDS: &[&str] = &[
-    "bool", "byte", "default", "derive", "enum", "import", "maybe", "nat", "predicate",
-    "schema", "string", "type", "stored", "where", "evolves", "never", "if", "then", "else",
+    "bool",
+    "byte",
+    "default",
+    "derive",
+    "enum",
+    "import",
+    "maybe",
+    "nat",
+    "predicate",
+    "schema",
+    "string",
+    "type",
+    "stored",
+    "where",
+    "evolves",
+    "never",
+    "if",
+    "then",
+    "else",
 ];
 
 /// Keywords that only exist from syntax version 8 on (before that they are identifiers).
 const KEYWORDS_V8: &[&str] = &["set", "elements", "all"];
 
 /// Multi-character punctuation, longest first so that `->` wins over `-`.
-const PUNCT: &[&str] = &[
-    "!==", "->", "++", "!=", ">=", "<=", ".*", ",", "|", ":", "(", ")", "[", "]", "{", "}",
-    "=", "!", ">", "<", "+", ";", "_", "$",
-];
+const PUNCT: &[&str] =
+    &["!==", "->", "++", "!=", ">=", "<=", ".*", ",", "|", ":", "(", ")", "[", "]", "{", "}", "=", "!", ">", "<", "+", ";", "_", "$"];
 
 /// Splits an optional `version: N` first line off a source, as Glean does.
 ///
@@ -219,10 +234,8 @@ impl Lexer<'_> {
     fn number(&mut self, pos: &Pos) -> Result<Tok, LexError> {
         let len = self.rest().bytes().take_while(u8::is_ascii_digit).count();
         let text = &self.rest()[..len];
-        let n = text.parse::<u64>().map_err(|_| LexError {
-            pos: pos.clone(),
-            message: format!("number {text} does not fit in 64 bits"),
-        })?;
+        let n =
+            text.parse::<u64>().map_err(|_| LexError { pos: pos.clone(), message: format!("number {text} does not fit in 64 bits") })?;
         self.advance_bytes(len);
         Ok(Tok::Nat(n))
     }
@@ -236,12 +249,7 @@ impl Lexer<'_> {
                     self.bump();
                 }
                 Some(_) => {}
-                None => {
-                    return Err(LexError {
-                        pos: pos.clone(),
-                        message: "unterminated string literal, expected a closing `\"`".into(),
-                    })
-                }
+                None => return Err(LexError { pos: pos.clone(), message: "unterminated string literal, expected a closing `\"`".into() }),
             }
         }
     }
@@ -282,9 +290,10 @@ impl Lexer<'_> {
             return Tok::Kw(k);
         }
         if let Some(k) = KEYWORDS_V8.iter().find(|k| **k == text)
-            && self.version >= 8 {
-                return Tok::Kw(k);
-            }
+            && self.version >= 8
+        {
+            return Tok::Kw(k);
+        }
         if lower { Tok::LIdent(text) } else { Tok::UIdent(text) }
     }
 
@@ -316,11 +325,7 @@ mod tests {
     use super::*;
 
     fn toks(src: &str) -> Vec<Tok> {
-        tokenize("t.angle", src, 0, LATEST_ANGLE_VERSION)
-            .expect("lexes")
-            .into_iter()
-            .map(|t| t.tok)
-            .collect()
+        tokenize("t.angle", src, 0, LATEST_ANGLE_VERSION).expect("lexes").into_iter().map(|t| t.tok).collect()
     }
 
     #[test]

@@ -125,11 +125,8 @@ impl SchemaSource {
                 }
             });
         }
-        let all = all.unwrap_or(ast::SourceSchemas {
-            angle_version: lexer::LATEST_ANGLE_VERSION,
-            schemas: Vec::new(),
-            evolves: Vec::new(),
-        });
+        let all =
+            all.unwrap_or(ast::SourceSchemas { angle_version: lexer::LATEST_ANGLE_VERSION, schemas: Vec::new(), evolves: Vec::new() });
         Ok(resolve::resolve(&all)?)
     }
 

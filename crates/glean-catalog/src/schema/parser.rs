@@ -193,10 +193,7 @@ impl Parser {
             marker = Some("stored");
         } else if matches!(self.peek(), Tok::Kw("default")) {
             if self.angle_version > 11 {
-                return Err(ParseError {
-                    pos: self.pos(),
-                    message: "`default` derivations need Angle version 11 or lower".into(),
-                });
+                return Err(ParseError { pos: self.pos(), message: "`default` derivations need Angle version 11 or lower".into() });
             }
             self.i += 1;
             marker = Some("default");
@@ -232,12 +229,7 @@ impl Parser {
                     };
                     match depth.pop() {
                         Some((open, _)) if open == want => {}
-                        _ => {
-                            return Err(ParseError {
-                                pos: t.pos,
-                                message: format!("unbalanced `{close}` in derived predicate query"),
-                            })
-                        }
+                        _ => return Err(ParseError { pos: t.pos, message: format!("unbalanced `{close}` in derived predicate query") }),
                     }
                 }
                 Tok::Eof => {
@@ -375,9 +367,7 @@ mod tests {
              predicate X : Y\n predicate type : { nat | bool_ }\n}",
         );
         assert_eq!(s.schemas.len(), 3);
-        let Decl::Type { ty: SrcType::Record(fields), .. } = &s.schemas[2].decls[1] else {
-            panic!("expected the record type Y")
-        };
+        let Decl::Type { ty: SrcType::Record(fields), .. } = &s.schemas[2].decls[1] else { panic!("expected the record type Y") };
         assert_eq!(fields.len(), 18);
         assert!(matches!(&fields[9].ty, SrcType::Sum(alts) if alts.len() == 1 && alts[0].name == "a"));
         assert!(matches!(&fields[12].ty, SrcType::Sum(alts) if alts[0].ty == SrcType::Record(vec![])));

@@ -73,9 +73,10 @@ struct Exports {
 pub fn resolve(src: &SourceSchemas) -> Result<Schema, ResolveError> {
     let mut r = Resolver::default();
     if let Some(first) = src.schemas.first()
-        && src.angle_version < OLDEST_SUPPORTED_ANGLE_VERSION {
-            return Err(err(&first.pos, format!("Angle version {} is not supported", src.angle_version)));
-        }
+        && src.angle_version < OLDEST_SUPPORTED_ANGLE_VERSION
+    {
+        return Err(err(&first.pos, format!("Angle version {} is not supported", src.angle_version)));
+    }
     let keys = schema_keys(src)?;
     let deps = schema_dependencies(src, &keys)?;
     for (old, new, pos) in &src.evolves {
@@ -84,8 +85,18 @@ pub fn resolve(src: &SourceSchemas) -> Result<Schema, ResolveError> {
     }
     let mut exports: Vec<Option<Exports>> = vec![None; src.schemas.len()];
     for i in topological_order(src, &keys, &deps)? {
-        let inherits: Vec<&Exports> = deps[i].inherits.iter().map(|&j| exports[j].as_ref()).collect::<Option<_>>().ok_or_else(|| err(&src.schemas[i].pos, "internal: schema resolved out of order".into()))?;
-        let imports: Vec<&Exports> = deps[i].imports.iter().map(|&j| exports[j].as_ref()).collect::<Option<_>>().ok_or_else(|| err(&src.schemas[i].pos, "internal: schema resolved out of order".into()))?;
+        let inherits: Vec<&Exports> = deps[i]
+            .inherits
+            .iter()
+            .map(|&j| exports[j].as_ref())
+            .collect::<Option<_>>()
+            .ok_or_else(|| err(&src.schemas[i].pos, "internal: schema resolved out of order".into()))?;
+        let imports: Vec<&Exports> = deps[i]
+            .imports
+            .iter()
+            .map(|&j| exports[j].as_ref())
+            .collect::<Option<_>>()
+            .ok_or_else(|| err(&src.schemas[i].pos, "internal: schema resolved out of order".into()))?;
         let schema = &src.schemas[i];
         let (ns, version) = &keys[i];
         let resolved = r
@@ -121,9 +132,7 @@ fn find_schema(src: &SourceSchemas, keys: &[Key], r: &SrcRef) -> Result<usize, S
     let candidates: Vec<usize> = keys
         .iter()
         .enumerate()
-        .filter(|(_, (n, v))| {
-            *n == r.name && r.version.map_or(src.angle_version >= 10, |want| want == *v)
-        })
+        .filter(|(_, (n, v))| *n == r.name && r.version.map_or(src.angle_version >= 10, |want| want == *v))
         .map(|(i, _)| i)
         .collect();
     match candidates.as_slice() {
@@ -145,9 +154,7 @@ fn schema_dependencies(src: &SourceSchemas, keys: &[Key]) -> Result<Vec<Deps>, R
     src.schemas
         .iter()
         .map(|s| {
-            let within = |r: &SrcRef, pos: &Pos| {
-                find_schema(src, keys, r).map_err(|m| err(pos, format!("{m} within schema: {}", s.name)))
-            };
+            let within = |r: &SrcRef, pos: &Pos| find_schema(src, keys, r).map_err(|m| err(pos, format!("{m} within schema: {}", s.name)));
             let inherits = s.inherits.iter().map(|r| within(r, &s.pos)).collect::<Result<_, _>>()?;
             let imports = s
                 .decls
@@ -221,18 +228,11 @@ fn prefer(left: &Scope, right: Scope) -> Scope {
 }
 
 fn qualify(ns: &str, scope: &Scope) -> Scope {
-    scope
-        .iter()
-        .map(|(r, t)| (SrcRef { name: format!("{ns}.{}", r.name), version: r.version }, t.clone()))
-        .collect()
+    scope.iter().map(|(r, t)| (SrcRef { name: format!("{ns}.{}", r.name), version: r.version }, t.clone())).collect()
 }
 
 fn check_name(name: &str, pos: &Pos) -> Result<(), ResolveError> {
-    if is_reserved(name) {
-        Err(err(pos, format!("{name} is a reserved word, it cannot be used")))
-    } else {
-        Ok(())
-    }
+    if is_reserved(name) { Err(err(pos, format!("{name} is a reserved word, it cannot be used"))) } else { Ok(()) }
 }
 
 #[derive(Default)]
@@ -273,9 +273,7 @@ impl Resolver {
         for d in &schema.decls {
             match d {
                 Decl::Type { name, ty, pos } => local_types.push((declare(name, pos, Target::Type)?, name, ty, pos)),
-                Decl::Predicate { name, key, value, pos } => {
-                    local_preds.push((declare(name, pos, Target::Pred)?, name, key, value, pos))
-                }
+                Decl::Predicate { name, key, value, pos } => local_preds.push((declare(name, pos, Target::Pred)?, name, key, value, pos)),
                 Decl::Import(..) | Decl::Derive(..) => {}
             }
         }
@@ -310,9 +308,10 @@ impl Resolver {
         }
         for d in &schema.decls {
             if let Decl::Derive(name, pos) = d
-                && let Target::Type(_) = lookup(&pred_scope, name, pos)? {
-                    return Err(err(pos, format!("{name} is not a predicate")));
-                }
+                && let Target::Type(_) = lookup(&pred_scope, name, pos)?
+            {
+                return Err(err(pos, format!("{name} is not a predicate")));
+            }
         }
         let unqual = prefer(&local, unqual_inherited);
         let qual = if ns == "all" { qual_inherited } else { prefer(&qualify(ns, &unqual), qual_inherited) };
@@ -321,8 +320,7 @@ impl Resolver {
 
     /// Expands aliases and numbers predicates.
     fn finish(self, all_version: Option<u32>) -> Result<Schema, ResolveError> {
-        let ids: HashMap<&Key, PredId> =
-            self.preds.iter().enumerate().map(|(i, (k, _, _))| (k, PredId(i as u32))).collect();
+        let ids: HashMap<&Key, PredId> = self.preds.iter().enumerate().map(|(i, (k, _, _))| (k, PredId(i as u32))).collect();
         let mut predicates = Vec::with_capacity(self.preds.len());
         for (key, k, v) in &self.preds {
             let expand = |t: &RType| expand(t, &self.aliases, &ids, &mut Vec::new());
@@ -345,10 +343,9 @@ fn lookup(scope: &Scope, r: &SrcRef, pos: &Pos) -> Result<Target, ResolveError> 
     match scope.get(r).map(|t| t.iter().collect::<Vec<_>>()).unwrap_or_default().as_slice() {
         [] => Err(err(pos, format!("not in scope: {r}"))),
         [one] => Ok((*one).clone()),
-        many => Err(err(
-            pos,
-            format!("{r} is ambiguous. It could refer to: {}", many.iter().map(|t| t.show()).collect::<Vec<_>>().join(", ")),
-        )),
+        many => {
+            Err(err(pos, format!("{r} is ambiguous. It could refer to: {}", many.iter().map(|t| t.show()).collect::<Vec<_>>().join(", "))))
+        }
     }
 }
 

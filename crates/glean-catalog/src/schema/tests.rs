@@ -92,7 +92,10 @@ fn ambiguous_and_unknown_names() {
 fn sums_enums_maybe_arrays_sets() {
     let s = ok("schema a.1 { type E = enum { red | Green | blue }\n \
                 predicate P : { e : E, s : set nat, a : [byte], m : maybe string, u : { x : nat | y | } } -> [string] }");
-    let p = match s.lookup("a.P", 1) { Lookup::Predicate(id) => s.predicate(id).clone(), _ => panic!() };
+    let p = match s.lookup("a.P", 1) {
+        Lookup::Predicate(id) => s.predicate(id).clone(),
+        _ => panic!(),
+    };
     let Type::Record(f) = &p.key else { panic!() };
     assert_eq!(f[0].ty, Type::Enum(vec!["red".into(), "Green".into(), "blue".into()]));
     assert_eq!(f[1].ty, Type::Set(Box::new(Type::Nat)));

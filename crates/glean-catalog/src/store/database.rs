@@ -8,7 +8,7 @@ use super::checkpoint::Checkpointer;
 use super::{DbRef, StoreError};
 use crate::batch::FactId;
 use crate::schema::{PredId, Schema, SchemaSource};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
@@ -166,12 +166,12 @@ impl Database {
             Some(v) => {
                 return Err(corrupt(format!(
                     "store format {v} is not the format {FORMAT_VERSION} this glean-local reads; create the database again"
-                )))
+                )));
             }
             None => return Err(corrupt("no store format recorded: not a glean-local database".into())),
         }
-        let source: SchemaSource = serde_json::from_str(&meta("schema")?.unwrap_or_default())
-            .map_err(|e| corrupt(format!("stored schema: {e}")))?;
+        let source: SchemaSource =
+            serde_json::from_str(&meta("schema")?.unwrap_or_default()).map_err(|e| corrupt(format!("stored schema: {e}")))?;
         let schema = source.resolve()?;
         Ok(Database { checkpointer: Checkpointer::new(path), conn, db: db.clone(), schema })
     }
@@ -293,10 +293,6 @@ impl Database {
     /// Checks SQLite's own integrity (`PRAGMA integrity_check`); `Ok(())` when sound.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
         let result: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if result == "ok" {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt { db: self.db.clone(), message: result })
-        }
+        if result == "ok" { Ok(()) } else { Err(StoreError::Corrupt { db: self.db.clone(), message: result }) }
     }
 }

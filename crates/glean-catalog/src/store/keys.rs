@@ -11,7 +11,7 @@
 
 use crate::batch::{FactId, Prehashed};
 use crate::schema::PredId;
-use rusqlite::{params_from_iter, Connection, OptionalExtension, Row, Statement};
+use rusqlite::{Connection, OptionalExtension, Row, Statement, params_from_iter};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 
@@ -86,12 +86,7 @@ fn same_fact<T>(r: &Row<'_>, pred: PredId, key: &str, read: &impl Fn(FactId, Opt
 }
 
 /// Looks a fact up in a database that is not being written (queries).
-pub(super) fn find<T>(
-    conn: &Connection,
-    pred: PredId,
-    key: &str,
-    read: impl Fn(FactId, Option<&str>) -> T,
-) -> rusqlite::Result<Option<T>> {
+pub(super) fn find<T>(conn: &Connection, pred: PredId, key: &str, read: impl Fn(FactId, Option<&str>) -> T) -> rusqlite::Result<Option<T>> {
     let mut lookup = conn.prepare_cached(LOOKUP)?;
     Ok(probe(key_slot(pred, key), |slot| compare(&mut lookup, slot, pred, key, &read))?.ok())
 }

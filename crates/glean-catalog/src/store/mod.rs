@@ -187,10 +187,7 @@ impl Catalog {
             move |source| StoreError::Io { path, source }
         };
         std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".{}.creating-", db.instance))
-            .tempdir_in(&parent)
-            .map_err(io(&parent))?;
+        let staging = tempfile::Builder::new().prefix(&format!(".{}.creating-", db.instance)).tempdir_in(&parent).map_err(io(&parent))?;
         let staging = staging.keep();
         database::initialize(&staging.join(DB_FILE), db, schema, &resolved, properties)?;
         let target = self.dir(db);

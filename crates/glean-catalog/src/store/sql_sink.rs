@@ -8,13 +8,13 @@
 //! It also asks for the WAL to be synced as a large write goes on
 //! (`checkpoint`). It never commits: `write` owns the transaction.
 
-use super::checkpoint::{Checkpointer, WAL_SYNC_BYTES};
-use super::keys::{key_slot, FactKeys};
-use super::write::WriteSummary;
 use super::StoreError;
-use crate::batch::{DefineError, FactId, FactSink, StoreFailure, FIRST_FACT_ID};
+use super::checkpoint::{Checkpointer, WAL_SYNC_BYTES};
+use super::keys::{FactKeys, key_slot};
+use super::write::WriteSummary;
+use crate::batch::{DefineError, FIRST_FACT_ID, FactId, FactSink, StoreFailure};
 use crate::schema::PredId;
-use rusqlite::{ffi, params, Connection, OptionalExtension, Statement};
+use rusqlite::{Connection, OptionalExtension, Statement, ffi, params};
 
 /// Facts and bytes added per predicate.
 /// (A vector indexed by `PredId`: counting is done for every new fact.)

@@ -47,7 +47,10 @@ fn create_twice_is_already_exists_and_open_missing_is_unknown() {
 fn reserved_properties_and_schemas_without_all_are_refused() {
     let (_dir, catalog, _) = setup();
     let db: DbRef = "x/0".parse().expect("ref");
-    assert!(matches!(catalog.create(&db, &SchemaSource::builtin(), &[("glean.acl".into(), "x".into())]), Err(StoreError::ReservedProperty(_))));
+    assert!(matches!(
+        catalog.create(&db, &SchemaSource::builtin(), &[("glean.acl".into(), "x".into())]),
+        Err(StoreError::ReservedProperty(_))
+    ));
     let no_all = SchemaSource { files: vec![("a.angle".into(), "schema a.1 {}".into())] };
     assert!(matches!(catalog.create(&db, &no_all, &[]), Err(StoreError::Schema(_))));
     assert!(!catalog.exists(&db), "a refused create leaves nothing behind");
@@ -74,10 +77,17 @@ fn facts_get_ids_from_1024_and_equal_facts_are_stored_once() {
 fn a_rejected_batch_writes_nothing_but_earlier_ones_stay() {
     let (_dir, catalog, db) = setup();
     let mut d = catalog.open(&db).expect("open");
-    let bad = format!(r#"[{{"predicate": "{NODE}", "facts": [{{"key": {{"id": "n9", "kind": "t", "label": "l"}}}}, {{"key": {{"id": 1}}}}]}}]"#);
+    let bad =
+        format!(r#"[{{"predicate": "{NODE}", "facts": [{{"key": {{"id": "n9", "kind": "t", "label": "l"}}}}, {{"key": {{"id": 1}}}}]}}]"#);
     let good = node_batch(&["n1"]);
     let results = d
-        .write(&[BatchInput::Bytes { name: "good.json", bytes: good.as_bytes() }, BatchInput::Bytes { name: "bad.json", bytes: bad.as_bytes() }], true)
+        .write(
+            &[
+                BatchInput::Bytes { name: "good.json", bytes: good.as_bytes() },
+                BatchInput::Bytes { name: "bad.json", bytes: bad.as_bytes() },
+            ],
+            true,
+        )
         .expect("store ok");
     assert!(results[0].is_ok());
     let err = results[1].as_ref().expect_err("bad batch");
@@ -99,7 +109,8 @@ fn same_key_with_another_value_is_a_redefinition_across_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = Catalog::new(dir.path());
     let db: DbRef = "kv/0".parse().expect("ref");
-    let schema = SchemaSource { files: vec![("kv.angle".into(), "schema kv.1 { predicate KV : string -> nat }\nschema all.1 : kv.1 {}".into())] };
+    let schema =
+        SchemaSource { files: vec![("kv.angle".into(), "schema kv.1 { predicate KV : string -> nat }\nschema all.1 : kv.1 {}".into())] };
     let mut d = catalog.create(&db, &schema, &[]).expect("create");
     write(&mut d, "1.json", r#"[{"predicate": "kv.KV.1", "facts": [{"key": "a", "value": 1}]}]"#).expect("first");
     let err = write(&mut d, "2.json", r#"[{"predicate": "kv.KV.1", "facts": [{"key": "a", "value": 2}]}]"#).expect_err("redefinition");

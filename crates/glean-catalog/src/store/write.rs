@@ -8,11 +8,11 @@
 //! facts with a `SqlSink` (`pipeline`, `sql_sink`). A large write is
 //! checkpointed in the background (`checkpoint`).
 
+use super::StoreError;
 use super::checkpoint::{AUTO_CHECKPOINT_PAGES, LARGE_WRITE_BYTES};
 use super::database::{Database, DbStatus};
-use super::pipeline::{self, Remote, CHUNKS_IN_FLIGHT};
+use super::pipeline::{self, CHUNKS_IN_FLIGHT, Remote};
 use super::sql_sink::SqlSink;
-use super::StoreError;
 use crate::batch::{self, BatchError, BatchSummary, Checker, StoreFailure};
 use crate::schema::Schema;
 use std::path::Path;

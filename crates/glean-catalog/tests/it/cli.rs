@@ -40,9 +40,7 @@ fn a_schema_invalid_fact_is_exit_3_naming_file_predicate_index_and_field() {
         "bad.json",
         format!(r#"[{{"predicate":"{NODE}","facts":[{{"key":{}}},{{"key":{{"id":"y","kind":5,"label":"l"}}}}]}}]"#, node_key("z", 0)),
     );
-    env.run(&["write", "--db", "etl/1", bad])
-        .code(3)
-        .stderr_has(&format!("DB create failure: bad.json: {NODE} fact #1 .kind: "));
+    env.run(&["write", "--db", "etl/1", bad]).code(3).stderr_has(&format!("DB create failure: bad.json: {NODE} fact #1 .kind: "));
     assert_eq!(env.fact_count("etl/1"), 0, "the valid fact before the bad one must not be written");
 }
 
@@ -51,7 +49,8 @@ fn write_keeps_files_before_a_bad_one_and_stops_there() {
     let env = Env::new();
     env.create("etl/1", &[]);
     let good1 = env.node_file("good1.json", "g1_", 0..3);
-    let bad = env.file("bad.json", format!(r#"[{{"predicate":"{NODE}","facts":[{{"key":{}}},{{"key":{{"id":1}}}}]}}]"#, node_key("bad", 0)));
+    let bad =
+        env.file("bad.json", format!(r#"[{{"predicate":"{NODE}","facts":[{{"key":{}}},{{"key":{{"id":1}}}}]}}]"#, node_key("bad", 0)));
     let good2 = env.node_file("good2.json", "g2_", 0..4);
     let run = env.run(&["write", "--db", "etl/1", good1, bad, good2]);
     run.code(3).stderr_has("bad.json");
@@ -152,10 +151,7 @@ fn query_matches_string_keys_and_expand_shows_nested_facts() {
     assert_eq!(env.query("t/1", &[r#"t.Name "abc""#]), [r#"{"id":1024,"key":"abc"}"#]);
     assert_eq!(env.query("t/1", &[r#"t.Name "xyz""#]), Vec::<String>::new());
     assert_eq!(env.query("t/1", &[r#"t.Fn { name = "def" }"#]), [r#"{"id":1027,"key":{"name":{"id":1025},"arity":0}}"#]);
-    assert_eq!(
-        env.query("t/1", &["--expand", "t.Fn { arity = 0 }"]),
-        [r#"{"id":1027,"key":{"name":{"id":1025,"key":"def"},"arity":0}}"#]
-    );
+    assert_eq!(env.query("t/1", &["--expand", "t.Fn { arity = 0 }"]), [r#"{"id":1027,"key":{"name":{"id":1025,"key":"def"},"arity":0}}"#]);
 }
 
 #[test]
@@ -193,7 +189,10 @@ fn validate_accepts_good_files_and_names_what_is_wrong_in_bad_ones() {
     let env = Env::new();
     let good = env.node_file("good.json", "n", 0..3);
     env.run(&["validate", good]).ok();
-    let bad = env.file("bad.json", format!(r#"[{{"predicate":"{NODE}","facts":[{{"key":{{"id":"a","kind":"k"}}}},{{"key":{{"id":"b","label":[]}}}}]}}]"#));
+    let bad = env.file(
+        "bad.json",
+        format!(r#"[{{"predicate":"{NODE}","facts":[{{"key":{{"id":"a","kind":"k"}}}},{{"key":{{"id":"b","label":[]}}}}]}}]"#),
+    );
     let run = env.run(&["validate", good, bad]);
     assert_ne!(run.code, 0, "{run:?}");
     let all = format!("{}{}", run.stdout, run.stderr);

@@ -29,9 +29,7 @@ fn concurrent_writers_lose_nothing_and_readers_only_see_whole_batches() {
     env.create("etl/1", &[]);
     let files: Vec<Vec<String>> = (0..WRITERS)
         .map(|w| {
-            (0..FILES_PER_WRITER)
-                .map(|f| env.node_file(&format!("w{w}_{f}.json"), &prefix(w, f), 0..FACTS_PER_FILE).to_owned())
-                .collect()
+            (0..FILES_PER_WRITER).map(|f| env.node_file(&format!("w{w}_{f}.json"), &prefix(w, f), 0..FACTS_PER_FILE).to_owned()).collect()
         })
         .collect();
 

@@ -23,7 +23,8 @@ fn manifest() -> Manifest {
 fn write(dir: &Path, compression: Compression, g: &Graph) -> (PathBuf, u64) {
     let batches = BatchDir::new(dir, compression).expect("dir");
     let preds = Predicates::new("agenticAiETH.ETL");
-    let content = BatchContent { predicates: &preds, nodes: g.nodes.iter().collect(), edges: g.edges.iter().collect(), manifest: manifest() };
+    let content =
+        BatchContent { predicates: &preds, nodes: g.nodes.iter().collect(), edges: g.edges.iter().collect(), manifest: manifest() };
     let name = batches.next_name();
     let bytes = batches.write(&name, &content).expect("written");
     (dir.join(name), bytes)
@@ -55,7 +56,8 @@ fn golden_text() {
 #[test]
 fn every_batch_passes_strict_validation_plain_and_zstd() {
     let schema = SchemaSource::builtin().resolve().expect("schema");
-    let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/knowledge_graph.sample.json")).expect("sample");
+    let sample =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/knowledge_graph.sample.json")).expect("sample");
     for json in [SMALL, sample.as_str(), "{}"] {
         for compression in [Compression::None, Compression::Zstd] {
             let dir = tempfile::tempdir().expect("tempdir");

@@ -91,9 +91,12 @@ fn a_schema_for_any_prefix_matches_that_prefix() {
 fn a_schema_missing_fields_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let old = dir.path().join("etl.angle");
-    std::fs::write(&old, "schema agenticAiETH.ETL.1 {\n predicate Node : { id : string, kind : string, label : string }\n \
-        predicate Edge : { source : string, target : string, label : string }\n predicate ExportManifest : { exported_at : string }\n}")
-        .expect("write");
+    std::fs::write(
+        &old,
+        "schema agenticAiETH.ETL.1 {\n predicate Node : { id : string, kind : string, label : string }\n \
+        predicate Edge : { source : string, target : string, label : string }\n predicate ExportManifest : { exported_at : string }\n}",
+    )
+    .expect("write");
     let path = old.to_string_lossy().into_owned();
     let e = load(&["--realtime-enable", "true", "--db-name", "etl", "--schema-path", &path]).expect_err("old schema");
     assert!(e.contains("does not accept the facts glean-sync writes"), "{e}");

@@ -57,9 +57,10 @@ fn scan(dir: &Path, cutoff: Option<u64>) -> Vec<String> {
                 Err(e) => warn!(file = %name, error = %e, "cannot remove a half-written batch file"),
             }
         } else if let Some(ms) = ulid_time(&name)
-            && cutoff.is_none_or(|c| ms >= c) {
-                out.push(name);
-            }
+            && cutoff.is_none_or(|c| ms >= c)
+        {
+            out.push(name);
+        }
     }
     out.sort();
     out
@@ -101,11 +102,8 @@ fn describe(path: &Path, name: &str, db: &str) -> NewExport {
 /// The key of the manifest fact, read from the end of the file (decompressed if `.zst`).
 fn manifest_key(path: &Path) -> Option<Value> {
     let file = std::fs::File::open(path).ok()?;
-    let tail = if path.extension().is_some_and(|e| e == "zst") {
-        tail_of(zstd::stream::read::Decoder::new(file).ok()?)
-    } else {
-        tail_of(file)
-    }?;
+    let tail =
+        if path.extension().is_some_and(|e| e == "zst") { tail_of(zstd::stream::read::Decoder::new(file).ok()?) } else { tail_of(file) }?;
     let text = String::from_utf8_lossy(&tail);
     let start = text.rfind("\n{\"key\":")? + 1;
     let fact = text[start..].trim_end().trim_end_matches(']').trim_end_matches('}').trim_end_matches(']');

@@ -136,7 +136,13 @@ fn hash(graph: Graph) -> Hashed {
 }
 
 /// Writes the batch of the facts not known to the database; returns the row to record.
-fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64>, sel: &Selection) -> Result<(NewExport, Hashed), SaveError> {
+fn write(
+    shared: &Arc<Shared>,
+    name: String,
+    hashed: Hashed,
+    version: Option<i64>,
+    sel: &Selection,
+) -> Result<(NewExport, Hashed), SaveError> {
     let g = &hashed.graph;
     let nodes: Vec<_> = g.nodes.iter().zip(&sel.known_nodes).filter(|(_, k)| !**k).map(|(n, _)| n).collect();
     let edges: Vec<_> = g.edges.iter().zip(&sel.known_edges).filter(|(_, k)| !**k).map(|(e, _)| e).collect();
@@ -160,7 +166,11 @@ fn write(shared: &Arc<Shared>, name: String, hashed: Hashed, version: Option<i64
     } else {
         None
     };
-    let facts = if sel.track { unknown(&hashed.nodes, &sel.known_nodes).chain(unknown(&hashed.edges, &sel.known_edges)).collect() } else { Vec::new() };
+    let facts = if sel.track {
+        unknown(&hashed.nodes, &sel.known_nodes).chain(unknown(&hashed.edges, &sel.known_edges)).collect()
+    } else {
+        Vec::new()
+    };
     let new = NewExport {
         db: shared.db.clone(),
         batch_file: name,

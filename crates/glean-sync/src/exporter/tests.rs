@@ -25,13 +25,8 @@ pub(crate) async fn exporter(dir: &Path, realtime: bool, queue_capacity: usize) 
     let ledger = SqliteLedger::open(&dir.join("state/ledger.sqlite")).await.expect("ledger");
     let sink: Option<Arc<dyn Sink>> = realtime.then(|| {
         Arc::new(
-            LocalSink::new(LocalSinkConfig {
-                db_root: dir.join("db"),
-                db: TEST_DB.into(),
-                schema: SchemaSource::builtin(),
-                strict: true,
-            })
-            .expect("sink"),
+            LocalSink::new(LocalSinkConfig { db_root: dir.join("db"), db: TEST_DB.into(), schema: SchemaSource::builtin(), strict: true })
+                .expect("sink"),
         ) as Arc<dyn Sink>
     });
     Exporter::start(Parts {

@@ -99,13 +99,7 @@ const LEASE: Duration = Duration::from_secs(600);
 
 /// An export without a graph key, told apart by `n`.
 fn keyless(n: i64) -> NewExport {
-    NewExport {
-        batch_file: format!("batch-{n}.json"),
-        node_count: n,
-        edge_count: 2 * n,
-        bytes: 100 * n,
-        ..NewExport::default()
-    }
+    NewExport { batch_file: format!("batch-{n}.json"), node_count: n, edge_count: 2 * n, bytes: 100 * n, ..NewExport::default() }
 }
 
 /// Version `version` of graph `key`.

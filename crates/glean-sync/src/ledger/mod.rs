@@ -45,10 +45,10 @@ mod conformance;
 
 pub use crate::batch::FactHash;
 use crate::graph::{Edge, Graph, Node};
-use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Identifies an export; ids grow with time.

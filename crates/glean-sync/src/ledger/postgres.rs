@@ -136,7 +136,9 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use super::{Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot};
+use super::{
+    Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot,
+};
 use connect::Target;
 use row::{ExportRow, add_count, into_exports, lease_millis, parse_state, sql_int};
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -82,9 +82,7 @@ use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time}
 use sqlx::Sqlite;
 use sqlx::migrate::Migrator;
 use sqlx::query::QueryScalar;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,11 +146,7 @@ impl SqliteLedger {
         create_parent(path).await?;
         let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT);
         // journal_mode is stored in the file, so only the writer sets it; `synchronous` is per connection.
-        let writer_options = base
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
+        let writer_options = base.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
         // The writer's first connection switches a new file to WAL, which SQLite may refuse
         // with "database is locked" at once, busy timeout or not, while another connection
         // does the same (seen in 1 of 6 runs of the concurrent-open test):
@@ -216,9 +210,7 @@ async fn open_lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Ledg
 /// Creates the directory the ledger file goes in.
 async fn create_parent(path: &Path) -> Result<(), LedgerError> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| location(path, &e))
-        }
+        Some(dir) if !dir.as_os_str().is_empty() => tokio::fs::create_dir_all(dir).await.map_err(|e| location(path, &e)),
         _ => Ok(()),
     }
 }
@@ -268,30 +260,19 @@ impl Ledger for SqliteLedger {
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
         let mut known = std::collections::HashSet::new();
         for chunk in hashes.chunks(KNOWN_FACTS_CHUNK) {
-            let rows: Vec<String> =
-                sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
+            let rows: Vec<String> = sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
             known.extend(rows.into_iter().map(|h| h.to_ascii_lowercase()));
         }
         Ok(hashes.iter().map(|h| known.contains(&hex(h))).collect())
     }
 
-    async fn claim(
-        &self,
-        candidates: &[ExportId],
-        limit: usize,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<Vec<Export>, LedgerError> {
+    async fn claim(&self, candidates: &[ExportId], limit: usize, owner: &str, lease: Duration) -> Result<Vec<Export>, LedgerError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let now = now();
         let statement = if candidates.is_empty() { sql::CLAIM_ALL } else { sql::CLAIM_AMONG };
-        let mut query = sqlx::query_as::<_, ExportRow>(statement)
-            .bind(now)
-            .bind(sql_int(limit))
-            .bind(owner)
-            .bind(lease_until(now, lease));
+        let mut query = sqlx::query_as::<_, ExportRow>(statement).bind(now).bind(sql_int(limit)).bind(owner).bind(lease_until(now, lease));
         if !candidates.is_empty() {
             query = query.bind(ids_json(candidates));
         }
@@ -437,9 +418,10 @@ async fn store_graph(
 ) -> Result<(), LedgerError> {
     let stored: Option<Option<i64>> = sqlx::query_scalar(sql::STORED_VERSION).bind(key).fetch_optional(&mut **tx).await?;
     if let (Some(Some(stored)), Some(version)) = (stored, version)
-        && stored > version {
-            return Ok(());
-        }
+        && stored > version
+    {
+        return Ok(());
+    }
     let (nodes, edges) = (snapshot_json(&graph.nodes, export_id)?, snapshot_json(&graph.edges, export_id)?);
     sqlx::query(sql::DELETE_NODES).bind(key).execute(&mut **tx).await?;
     sqlx::query(sql::DELETE_EDGES).bind(key).execute(&mut **tx).await?;
@@ -479,10 +461,7 @@ fn hashes_json(hashes: &[FactHash]) -> String {
 
 /// The states `replay` acts on among those selected (all of them when none are).
 fn replayable(selected: &[ExportState]) -> Vec<ExportState> {
-    [ExportState::Failed, ExportState::Dead]
-        .into_iter()
-        .filter(|s| selected.is_empty() || selected.contains(s))
-        .collect()
+    [ExportState::Failed, ExportState::Dead].into_iter().filter(|s| selected.is_empty() || selected.contains(s)).collect()
 }
 
 /// Adds one state's `COUNT` and `MIN(created_at)` to the totals.

@@ -99,19 +99,17 @@ async fn guard_writes(State(state): State<AppState>, headers: HeaderMap, request
         return ApiError::Unavailable("glean-sync is shutting down; retry on another instance or later".into()).into_response();
     }
     if let Some(token) = &state.token
-        && !authorized(&headers, token) {
-            return ApiError::Unauthorized.into_response();
-        }
+        && !authorized(&headers, token)
+    {
+        return ApiError::Unauthorized.into_response();
+    }
     next.run(request).await
 }
 
 /// Compares the bearer token in constant time.
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
     constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 

@@ -16,8 +16,8 @@ use glean_catalog::batch::BatchError;
 use glean_catalog::schema::SchemaSource;
 use glean_catalog::store::{BatchInput, Catalog, Database, DbRef, DbStatus, StoreError, WriteSummary};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
 
 /// What the `local` sink needs, and nothing more.
 #[derive(Debug, Clone)]
@@ -56,16 +56,18 @@ impl LocalSink {
     /// A sink for `config`; refuses a database that is not `NAME/INSTANCE`. Opens nothing yet.
     pub fn new(config: LocalSinkConfig) -> Result<LocalSink, SinkConfigError> {
         let db = parse_db(&config.db)?;
-        let shared = Shared { catalog: Catalog::new(config.db_root), db, schema: config.schema, strict: config.strict, open: Mutex::new(None) };
+        let shared =
+            Shared { catalog: Catalog::new(config.db_root), db, schema: config.schema, strict: config.strict, open: Mutex::new(None) };
         Ok(LocalSink { shared: Arc::new(shared) })
     }
 
     /// Runs `work` on a blocking thread with the shared state.
-    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Shared) -> Result<T, SinkError> + Send + 'static) -> Result<T, SinkError> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Shared) -> Result<T, SinkError> + Send + 'static,
+    ) -> Result<T, SinkError> {
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || work(&shared))
-            .await
-            .map_err(|e| SinkError::Other(format!("local catalog task failed: {e}")))?
+        tokio::task::spawn_blocking(move || work(&shared)).await.map_err(|e| SinkError::Other(format!("local catalog task failed: {e}")))?
     }
 }
 

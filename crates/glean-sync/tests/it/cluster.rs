@@ -23,7 +23,9 @@ fn cluster(n: usize) -> Option<(PgSchema, Vec<SyncEnv>)> {
 }
 
 fn graph(key: &str, label: &str) -> String {
-    format!(r#"{{"graph_id":"{key}","nodes":[{{"id":"{key}-a","type":"table","label":"{label}"}},{{"id":"{key}-b"}}],"edges":[{{"source":"{key}-a","target":"{key}-b"}}]}}"#)
+    format!(
+        r#"{{"graph_id":"{key}","nodes":[{{"id":"{key}-a","type":"table","label":"{label}"}},{{"id":"{key}-b"}}],"edges":[{{"source":"{key}-a","target":"{key}-b"}}]}}"#
+    )
 }
 
 #[test]
@@ -62,7 +64,8 @@ fn a_killed_nodes_leased_exports_are_finished_by_the_others() {
     let Some((_schema, nodes)) = cluster(3) else { return };
     // Node 0's glean is slow, so it dies with exports in flight; its lease is 2 x 5 s + 1 s.
     let slow = Wrapper::default().only_for("write").delay(Duration::from_secs(3)).write(nodes[0].dir.path(), "slow-glean");
-    let doomed = nodes[0].clone_with("GLEAN_BIN", &slow.to_string_lossy()).with("GLEAN_WRITE_TIMEOUT_SECS", "5").with("GLEAN_LEASE_SECS", "1");
+    let doomed =
+        nodes[0].clone_with("GLEAN_BIN", &slow.to_string_lossy()).with("GLEAN_WRITE_TIMEOUT_SECS", "5").with("GLEAN_LEASE_SECS", "1");
     let mut server = doomed.serve(&[]);
     for i in 0..40 {
         assert_eq!(server.post("/knowledge-graph", &graph(&format!("k{i}"), "x"), None).0, 202);
@@ -87,7 +90,12 @@ fn a_killed_nodes_leased_exports_are_finished_by_the_others() {
 fn nodes_starting_together_share_one_ledger() {
     let Some((_schema, nodes)) = cluster(2) else { return };
     // Start both before either is ready: both migrate the fresh schema at once.
-    let mut children: Vec<_> = nodes.iter().map(|env| env.command(&["serve"]).env("GLEAN_SYNC_LISTEN", "127.0.0.1:0").stdout(std::process::Stdio::piped()).spawn().expect("serve")).collect();
+    let mut children: Vec<_> = nodes
+        .iter()
+        .map(|env| {
+            env.command(&["serve"]).env("GLEAN_SYNC_LISTEN", "127.0.0.1:0").stdout(std::process::Stdio::piped()).spawn().expect("serve")
+        })
+        .collect();
     for child in &mut children {
         let stdout = child.stdout.take().expect("stdout");
         let line = std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok).next().unwrap_or_default();

@@ -207,10 +207,7 @@ fn a_full_disk_fails_saves_cleanly_and_they_work_again_when_space_returns() {
     let saved: Vec<(String, String)> = reader.join().expect("stdout").lines().filter_map(saved_batch).collect();
     assert_eq!(exit.code(), Some(1), "push reports the failed saves (not killed by the watchdog)");
     assert!(!failures.is_empty(), "the disk did fill up");
-    assert!(
-        failures.iter().all(|l| l.contains("No space left on device") || l.contains("disk is full")),
-        "a clear error: {failures:?}"
-    );
+    assert!(failures.iter().all(|l| l.contains("No space left on device") || l.contains("disk is full")), "a clear error: {failures:?}");
     assert!(saved.last().is_some_and(|(g, _)| *g == graphs[79].to_string_lossy()), "saves work again once space returns");
     assert_eq!(saved.len() + failures.len(), 80, "every graph was saved or refused");
 
@@ -232,7 +229,11 @@ fn unwritable_export_dir(env: &SyncEnv, graphs: &[PathBuf]) {
     std::fs::write(&dir, "not a directory").expect("a file in its place");
     let out = env.push(&graphs[1..3]);
     assert!(!out.status.success(), "saves fail");
-    assert!(text(&out.stderr).contains("GLEAN_EXPORT_DIR") || text(&out.stderr).contains("cannot write batch file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("GLEAN_EXPORT_DIR") || text(&out.stderr).contains("cannot write batch file"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_file(&dir).expect("remove the file");
     std::fs::rename(&kept, &dir).expect("the directory returns");
     let out = env.push(&graphs[3..5]);
@@ -310,10 +311,8 @@ fn shutdown_during_a_hung_write_ends_within_the_timeout_and_keeps_the_export() {
     let env = SyncEnv::new();
     let pids = env.path("pids");
     let hang = Wrapper::default().only_for("write").hang_with_child(&pids).write(env.dir.path(), "hang-glean");
-    let env = env
-        .with("GLEAN_BIN", &hang.to_string_lossy())
-        .with("GLEAN_WRITE_TIMEOUT_SECS", "600")
-        .with("GLEAN_SHUTDOWN_TIMEOUT_SECS", "2");
+    let env =
+        env.with("GLEAN_BIN", &hang.to_string_lossy()).with("GLEAN_WRITE_TIMEOUT_SECS", "600").with("GLEAN_SHUTDOWN_TIMEOUT_SECS", "2");
     let files = graph_files(&env.path("graphs"), 1, 2);
     let (mut child, _rx) = env.spawn_push(&files);
     let deadline = Instant::now() + Duration::from_secs(20);

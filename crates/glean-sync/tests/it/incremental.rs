@@ -31,13 +31,21 @@ fn an_unchanged_resave_writes_nothing_and_calls_glean_never() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let calls = writes(&log).len();
     // The same content, in another order and spelling, is the same graph.
-    let again = write_file(&env.path("g"), "again.json", r#"{"graph_id":"orders","edges":[{"source_id":"a","target_id":"b","type":"FLOWS"}],
-        "nodes":[{"id":"b","kind":"table","label":"B"},{"id":"a","kind":"table","label":"A"}]}"#);
+    let again = write_file(
+        &env.path("g"),
+        "again.json",
+        r#"{"graph_id":"orders","edges":[{"source_id":"a","target_id":"b","type":"FLOWS"}],
+        "nodes":[{"id":"b","kind":"table","label":"B"},{"id":"a","kind":"table","label":"A"}]}"#,
+    );
     let out = env.push(&[again]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("unchanged") && text(&out.stdout).contains("version 1"), "{}", text(&out.stdout));
     assert_eq!(writes(&log).len(), calls, "no glean call for an unchanged graph");
-    let files = std::fs::read_dir(env.export_dir()).expect("ls").flatten().filter(|e| e.file_name().to_string_lossy().starts_with("graph_")).count();
+    let files = std::fs::read_dir(env.export_dir())
+        .expect("ls")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("graph_"))
+        .count();
     assert_eq!(files, 1, "no batch file for an unchanged graph");
 }
 
@@ -64,8 +72,7 @@ fn a_changed_graph_sends_exactly_the_changed_facts() {
             r#"{"key":{"source":"a","target":"d","label":"FLOWS"}}]},"#,
         ]
     );
-    let manifest: serde_json::Value =
-        serde_json::from_str(facts[3].trim_end_matches("]}]").trim_end_matches(',')).expect("manifest fact");
+    let manifest: serde_json::Value = serde_json::from_str(facts[3].trim_end_matches("]}]").trim_end_matches(',')).expect("manifest fact");
     let key = &manifest["key"];
     assert_eq!((key["node_count"].as_u64(), key["edge_count"].as_u64()), (Some(2), Some(1)), "delta counts");
     assert_eq!((key["full_node_count"].as_u64(), key["full_edge_count"].as_u64()), (Some(3), Some(2)), "full counts");
@@ -92,7 +99,8 @@ fn after_many_versions_the_catalog_holds_their_union_and_a_manifest_each() {
         .map(|f| (f["key"]["id"].as_str().unwrap_or_default().to_owned(), f["key"]["label"].as_str().unwrap_or_default().to_owned()))
         .collect();
     assert_eq!(stored, expected, "Glean keeps every version's facts");
-    let versions: Vec<u64> = env.facts("agenticAiETH.ETL.ExportManifest.1").iter().filter_map(|f| f["key"]["graph_version"].as_u64()).collect();
+    let versions: Vec<u64> =
+        env.facts("agenticAiETH.ETL.ExportManifest.1").iter().filter_map(|f| f["key"]["graph_version"].as_u64()).collect();
     assert_eq!(versions.iter().copied().collect::<BTreeSet<_>>(), (1..=5).collect(), "one manifest per version");
     assert_eq!(versions.len(), 5);
 }

@@ -85,10 +85,7 @@ fn a_hanging_glean_is_killed_with_its_child_and_the_export_recorded() {
     let env = SyncEnv::new();
     let pids = env.path("pids");
     let hang = Wrapper::default().only_for("write").hang_with_child(&pids).write(env.dir.path(), "hang-glean");
-    let env = env
-        .with("GLEAN_BIN", &hang.to_string_lossy())
-        .with("GLEAN_WRITE_TIMEOUT_SECS", "1")
-        .with("GLEAN_MAX_ATTEMPTS", "1");
+    let env = env.with("GLEAN_BIN", &hang.to_string_lossy()).with("GLEAN_WRITE_TIMEOUT_SECS", "1").with("GLEAN_MAX_ATTEMPTS", "1");
     let files = graph_files(&env.path("graphs"), 1, 2);
     let started = Instant::now();
     let out = env.push(&files);
@@ -115,9 +112,9 @@ fn batch_mode_writes_files_and_never_runs_glean() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("batch mode"), "{}", text(&out.stdout));
     assert!(!log.exists(), "glean must not run in batch mode");
-    let batch_files = std::fs::read_dir(env.export_dir()).expect("export dir").filter(|e| {
-        e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("graph_"))
-    });
+    let batch_files = std::fs::read_dir(env.export_dir())
+        .expect("export dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("graph_")));
     assert_eq!(batch_files.count(), 5);
     assert_eq!(env.status()["counts"]["pending"], 5);
 

@@ -105,7 +105,8 @@ fn the_watcher_takes_files_from_before_start_slow_writes_and_downtime_once_each(
     let env = SyncEnv::new();
     let watched = env.path("incoming");
     foreign_batch(&watched, "graph_20261203_0001.json", &["before-1", "before-2"]);
-    std::fs::write(watched.join("broken.json"), r#"[{"predicate": "agenticAiETH.ETL.Node.1", "facts": [{"key": {"id": 7}}]}]"#).expect("write");
+    std::fs::write(watched.join("broken.json"), r#"[{"predicate": "agenticAiETH.ETL.Node.1", "facts": [{"key": {"id": 7}}]}]"#)
+        .expect("write");
     let watch = watched.to_string_lossy().into_owned();
     let server = env.serve(&["--watch", &watch]);
 

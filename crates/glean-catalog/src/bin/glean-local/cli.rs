@@ -253,10 +253,9 @@ fn dispatch(cli: &Cli, out: &mut Out) -> Outcome {
             catalog.delete(&db).map_err(|e| Failure::new(1, e))
         }
         Command::Validate { files } => validate(cli, files, out),
-        Command::ValidateSchema { location } => SchemaSource::from_location(location)
-            .and_then(|s| s.resolve())
-            .map(|_| ())
-            .map_err(|e| Failure::new(55, e)),
+        Command::ValidateSchema { location } => {
+            SchemaSource::from_location(location).and_then(|s| s.resolve()).map(|_| ()).map_err(|e| Failure::new(55, e))
+        }
     }
 }
 
@@ -427,15 +426,13 @@ fn stats(catalog: &Catalog, db: &DbArgs, format: Format, out: &mut Out) -> Outco
     let stats = catalog.open(&db).and_then(|d| d.stats()).map_err(|e| Failure::new(1, e))?;
     match format {
         Format::Json | Format::CompactJson => {
-            let map: serde_json::Map<String, serde_json::Value> = stats
-                .iter()
-                .map(|s| (s.predicate.clone(), serde_json::json!({"count": s.count, "size": s.bytes})))
-                .collect();
+            let map: serde_json::Map<String, serde_json::Value> =
+                stats.iter().map(|s| (s.predicate.clone(), serde_json::json!({"count": s.count, "size": s.bytes}))).collect();
             out.line(serde_json::Value::Object(map))
         }
-        Format::Tty | Format::Plain => stats
-            .iter()
-            .try_for_each(|s| out.line(format_args!("{}\n  count: {}\n  size: {} bytes", s.predicate, s.count, s.bytes))),
+        Format::Tty | Format::Plain => {
+            stats.iter().try_for_each(|s| out.line(format_args!("{}\n  count: {}\n  size: {} bytes", s.predicate, s.count, s.bytes)))
+        }
     }
 }
 

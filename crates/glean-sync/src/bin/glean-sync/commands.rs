@@ -5,11 +5,11 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use glean_sync::app::{self, App};
 use glean_sync::config::{Config, Mode, ServeSettings, Settings, schema_for_prefix};
-use glean_sync::server::{self, AppState};
-use glean_sync::watch::{WatchConfig, Watcher};
 use glean_sync::exporter::SaveState;
 use glean_sync::graph::Graph;
 use glean_sync::ledger::{ExportState, Selection};
+use glean_sync::server::{self, AppState};
+use glean_sync::watch::{WatchConfig, Watcher};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -125,7 +125,10 @@ async fn push(config: Config, files: &[PathBuf], stop: CancellationToken) -> any
         }
     }
     if mode == Mode::Batch {
-        println!("batch mode: {} graph(s) written as batch files; run `glean-sync drain` with GLEAN_DB_NAME set to deliver them", saved.len());
+        println!(
+            "batch mode: {} graph(s) written as batch files; run `glean-sync drain` with GLEAN_DB_NAME set to deliver them",
+            saved.len()
+        );
         app.exporter.shutdown().await;
         return Ok(code(rejected == 0));
     }
@@ -174,9 +177,10 @@ async fn serve_http(config: Config, settings: &ServeSettings, stop: Cancellation
     let watching = watcher.map(|w| tokio::spawn(w.run(stop.clone())));
     server::serve(AppState::new(app.exporter.clone(), &server_config), listener, stop).await?;
     if let Some(task) = watching
-        && let Ok(Err(e)) = task.await {
-            eprintln!("glean-sync: the watcher stopped: {e}");
-        }
+        && let Ok(Err(e)) = task.await
+    {
+        eprintln!("glean-sync: the watcher stopped: {e}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

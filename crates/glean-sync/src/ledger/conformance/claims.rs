@@ -157,8 +157,7 @@ pub(crate) async fn expired_lease_lets_another_owner_claim(backend: &dyn Backend
 /// Ten thousand rows, most already delivered, some graphs long: claims still work through them.
 pub(crate) async fn large_ledger_still_claims(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let rows: Vec<NewExport> =
-        (0..10_000).map(|i| if i % 2 == 0 { versioned(&format!("g{}", i % 50), i) } else { keyless(i) }).collect();
+    let rows: Vec<NewExport> = (0..10_000).map(|i| if i % 2 == 0 { versioned(&format!("g{}", i % 50), i) } else { keyless(i) }).collect();
     let inserted = ledger.insert_many(&rows).await.expect("insert_many");
     assert_eq!(inserted.len(), rows.len());
 

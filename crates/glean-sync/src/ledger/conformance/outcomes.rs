@@ -39,10 +39,7 @@ pub(crate) async fn finish_records_each_outcome(backend: &dyn Backend) {
     assert_eq!((failed.next_attempt_at, failed.last_error.as_deref()), (Some(retry_at), Some("timeout")));
     assert!(failed.updated_at > created, "updated_at moves with the state");
     let gone = row(&*ledger, dead).await;
-    assert_eq!(
-        (gone.state, gone.last_error.as_deref(), gone.next_attempt_at),
-        (ExportState::Dead, Some("rejected"), None)
-    );
+    assert_eq!((gone.state, gone.last_error.as_deref(), gone.next_attempt_at), (ExportState::Dead, Some("rejected"), None));
 
     assert_eq!(claim_all(&*ledger, "w").await, vec![retried]);
     let before = now_ms();
@@ -126,10 +123,7 @@ pub(crate) async fn replay_requeues_failed_and_dead(backend: &dyn Backend) {
         async move { ledger.replay(&s).await.expect("replay") }
     };
     assert_eq!(select(Selection { id: Some(all[4]), ..Default::default() }).await, Vec::<ExportId>::new());
-    assert_eq!(
-        select(Selection { states: vec![ExportState::Pending], ..Default::default() }).await,
-        Vec::<ExportId>::new()
-    );
+    assert_eq!(select(Selection { states: vec![ExportState::Pending], ..Default::default() }).await, Vec::<ExportId>::new());
     assert_eq!(select(Selection { since: Some(since), ..Default::default() }).await, vec![late]);
     assert_eq!(select(Selection { id: Some(all[3]), ..Default::default() }).await, vec![all[3]]);
     let dead_only = Selection { states: vec![ExportState::Dead], limit: Some(5), ..Default::default() };

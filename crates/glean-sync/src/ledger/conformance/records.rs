@@ -167,7 +167,14 @@ pub(crate) async fn facts_become_known_when_ingested(backend: &dyn Backend) {
     ledger.finish(&[second], "w", &Outcome::Dead { error: "x".into() }).await.expect("finish");
     assert_eq!(ledger.known_facts("db1", &[a, b, c]).await.expect("known"), [true, true, false]);
     assert_eq!(ledger.known_facts("db2", &[a]).await.expect("known"), [false], "per database");
-    let many: Vec<[u8; 16]> = (0..25_000u32).map(|i| { let mut h = [0u8; 16]; h[..4].copy_from_slice(&i.to_le_bytes()); h[15] = 9; h }).collect();
+    let many: Vec<[u8; 16]> = (0..25_000u32)
+        .map(|i| {
+            let mut h = [0u8; 16];
+            h[..4].copy_from_slice(&i.to_le_bytes());
+            h[15] = 9;
+            h
+        })
+        .collect();
     assert!(ledger.known_facts("db1", &many).await.expect("known").iter().all(|k| !k), "large lookups are chunked");
 }
 

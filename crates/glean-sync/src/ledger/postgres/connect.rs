@@ -8,8 +8,8 @@
 //! a URL without its password.
 
 use crate::ledger::LedgerError;
-use sqlx::migrate::Migrator;
 use sqlx::Connection;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use std::str::FromStr;
 
@@ -81,11 +81,7 @@ impl Target {
         // A pool of one, closed afterwards: closing ends the session, so its advisory
         // locks go with it even when a migration failed half-way (sqlx's migrator
         // leaves its lock held when it returns an error).
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(self.options.clone())
-            .await
-            .map_err(|e| self.error(&e))?;
+        let pool = PgPoolOptions::new().max_connections(1).connect_with(self.options.clone()).await.map_err(|e| self.error(&e))?;
         // sqlx's Postgres migrator holds a session advisory lock (one per database)
         // while it reads `_sqlx_migrations` and applies what is missing, each
         // migration in its own transaction: a node that waited finds them applied.
@@ -118,9 +114,7 @@ pub(super) fn migration_count() -> usize {
 fn valid_schema(schema: &str) -> bool {
     let mut chars = schema.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    first_ok
-        && schema.len() <= MAX_SCHEMA_LEN
-        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    first_ok && schema.len() <= MAX_SCHEMA_LEN && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn location(path: &str, message: &str) -> LedgerError {

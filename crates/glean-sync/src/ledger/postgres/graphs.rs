@@ -44,10 +44,8 @@ pub(super) async fn load(pool: &PgPool, key: &str) -> Result<Option<StoredGraph>
     else {
         return Ok(None);
     };
-    let nodes: Vec<(String, String, String, Option<String>)> =
-        sqlx::query_as(sql::STORED_NODES).bind(key).fetch_all(pool).await?;
-    let edges: Vec<(String, String, String, Option<String>)> =
-        sqlx::query_as(sql::STORED_EDGES).bind(key).fetch_all(pool).await?;
+    let nodes: Vec<(String, String, String, Option<String>)> = sqlx::query_as(sql::STORED_NODES).bind(key).fetch_all(pool).await?;
+    let edges: Vec<(String, String, String, Option<String>)> = sqlx::query_as(sql::STORED_EDGES).bind(key).fetch_all(pool).await?;
     let canonical = |json: Option<String>| json.map(|j| canonical(export_id, &j)).transpose();
     Ok(Some(StoredGraph {
         graph_key: key.to_owned(),

@@ -117,9 +117,8 @@ pub(super) async fn compress(payloads: Vec<Option<Vec<u8>>>) -> Result<Vec<Optio
 
 /// A stored payload decompressed, off the async threads.
 pub(super) async fn decompress(id: ExportId, stored: Vec<u8>) -> Result<Vec<u8>, LedgerError> {
-    let bytes = tokio::task::spawn_blocking(move || zstd::decode_all(stored.as_slice()))
-        .await
-        .map_err(|e| corrupt(id, format!("payload: {e}")))?;
+    let bytes =
+        tokio::task::spawn_blocking(move || zstd::decode_all(stored.as_slice())).await.map_err(|e| corrupt(id, format!("payload: {e}")))?;
     bytes.map_err(|e| corrupt(id, format!("payload does not decompress: {e}")))
 }
 

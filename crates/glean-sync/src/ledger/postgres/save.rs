@@ -156,8 +156,7 @@ async fn insert_rows(
 
 /// Records the facts each export carries, to become known when it is ingested.
 async fn record_facts(tx: &mut Transaction<'_, Postgres>, ids: &[ExportId], exports: &[NewExport]) -> Result<(), LedgerError> {
-    let pairs: Vec<(ExportId, &FactHash)> =
-        ids.iter().zip(exports).flat_map(|(id, e)| e.facts.iter().map(move |h| (*id, h))).collect();
+    let pairs: Vec<(ExportId, &FactHash)> = ids.iter().zip(exports).flat_map(|(id, e)| e.facts.iter().map(move |h| (*id, h))).collect();
     for chunk in pairs.chunks(FACTS_PER_STATEMENT) {
         let (owners, hashes): (Vec<ExportId>, Vec<&[u8]>) = chunk.iter().map(|(id, h)| (*id, h.as_slice())).unzip();
         sqlx::query(sql::INSERT_EXPORT_FACTS).bind(owners).bind(hashes).execute(&mut **tx).await?;

@@ -21,9 +21,8 @@ pub(super) fn list(selection: &Selection) -> QueryBuilder<Postgres> {
 /// Moves the selected rows in `states` back to `pending` and returns their ids.
 /// `states` must not be empty.
 pub(super) fn replay(selection: &Selection, states: &[ExportState]) -> QueryBuilder<Postgres> {
-    let mut query = QueryBuilder::new(format!(
-        "UPDATE exports SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = {NOW} WHERE"
-    ));
+    let mut query =
+        QueryBuilder::new(format!("UPDATE exports SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = {NOW} WHERE"));
     push_states(&mut query, states);
     // The ids as one array: the rows are then found by primary key, never by a join over the table.
     query.push(" AND id = ANY(ARRAY(SELECT id FROM exports");

@@ -91,8 +91,7 @@ macro_rules! take {
 }
 
 /// `ready` over all rows. Binds: limit.
-pub(super) const READY_ALL: &str =
-    concat!("SELECT e.id FROM exports AS e WHERE ", ready_and_unblocked!(), " ORDER BY e.id LIMIT $1");
+pub(super) const READY_ALL: &str = concat!("SELECT e.id FROM exports AS e WHERE ", ready_and_unblocked!(), " ORDER BY e.id LIMIT $1");
 
 /// `claim` over all rows. Binds: limit, owner, lease (ms).
 pub(super) const CLAIM_ALL: &str = concat!(pick!(""), take!());
@@ -197,42 +196,25 @@ macro_rules! release_hold {
 }
 
 /// `finish` with `Ingested`. Binds: ids, owner.
-pub(super) const FINISH_INGESTED: &str = concat!(
-    "UPDATE exports SET state = 'ingested', ingested_at = ",
-    now!(),
-    ", next_attempt_at = NULL, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_INGESTED: &str =
+    concat!("UPDATE exports SET state = 'ingested', ingested_at = ", now!(), ", next_attempt_at = NULL, ", release_hold!(), held!());
 
 /// `finish` with `Retry`. Binds: ids, owner, retry_at, error.
-pub(super) const FINISH_RETRY: &str = concat!(
-    "UPDATE exports SET state = 'failed', next_attempt_at = $3, last_error = $4, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_RETRY: &str =
+    concat!("UPDATE exports SET state = 'failed', next_attempt_at = $3, last_error = $4, ", release_hold!(), held!());
 
 /// `finish` with `Dead`. Binds: ids, owner, error.
-pub(super) const FINISH_DEAD: &str = concat!(
-    "UPDATE exports SET state = 'dead', next_attempt_at = NULL, last_error = $3, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_DEAD: &str =
+    concat!("UPDATE exports SET state = 'dead', next_attempt_at = NULL, last_error = $3, ", release_hold!(), held!());
 
 /// `finish` with `Released`: the attempt `claim` counted is taken back. Binds: ids, owner.
-pub(super) const FINISH_RELEASED: &str = concat!(
-    "UPDATE exports SET state = 'pending', attempts = GREATEST(attempts - 1, 0), ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_RELEASED: &str =
+    concat!("UPDATE exports SET state = 'pending', attempts = GREATEST(attempts - 1, 0), ", release_hold!(), held!());
 
 /// `finish` with `Postponed`: pending again, the attempt not counted, the reason kept.
 /// Binds: ids, owner, error.
-pub(super) const FINISH_POSTPONED: &str = concat!(
-    "UPDATE exports SET state = 'pending', attempts = GREATEST(attempts - 1, 0), last_error = $3, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_POSTPONED: &str =
+    concat!("UPDATE exports SET state = 'pending', attempts = GREATEST(attempts - 1, 0), last_error = $3, ", release_hold!(), held!());
 
 /// The row of a batch file. Binds: batch_file.
 pub(super) const BY_FILE: &str = concat!("SELECT ", columns!(), " FROM exports WHERE batch_file = $1 ORDER BY id LIMIT 1");

@@ -15,9 +15,9 @@ mod storage;
 use super::PgLedger;
 use crate::ledger::conformance::{Backend, ledger_conformance};
 use crate::ledger::{Ledger, LedgerError, NewExport};
+use crate::test_support::PgSchema;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
-use crate::test_support::PgSchema;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,10 +101,7 @@ async fn a_backend_leaves_nothing_behind() {
     let (url, schema) = (backend.schema.url.clone(), backend.schema.name.clone());
     drop(backend);
     let mut conn = PgConnection::connect(&url).await.expect("connect");
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1")
-        .bind(&schema)
-        .fetch_one(&mut conn)
-        .await
-        .expect("query");
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1").bind(&schema).fetch_one(&mut conn).await.expect("query");
     assert_eq!(left, 0, "schema {schema} is still there");
 }

@@ -33,8 +33,7 @@ impl ExportRow {
     /// The row as an `Export`, or `Corrupt` when a stored value makes no sense.
     pub(super) fn into_export(self) -> Result<Export, LedgerError> {
         let id = self.id;
-        let state =
-            ExportState::parse(&self.state).ok_or_else(|| corrupt(id, format!("unknown state {:?}", self.state)))?;
+        let state = ExportState::parse(&self.state).ok_or_else(|| corrupt(id, format!("unknown state {:?}", self.state)))?;
         Ok(Export {
             id,
             state,

@@ -21,8 +21,7 @@ pub(super) fn list(selection: &Selection) -> QueryBuilder<Sqlite> {
 /// Moves the selected rows in `states` back to `pending` and returns their ids.
 /// Binds `now` as the update time. `states` must not be empty.
 pub(super) fn replay(selection: &Selection, states: &[ExportState], now: i64) -> QueryBuilder<Sqlite> {
-    let mut query =
-        QueryBuilder::new("UPDATE exports SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ");
+    let mut query = QueryBuilder::new("UPDATE exports SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ");
     query.push_bind(now);
     query.push(" WHERE id IN (SELECT id FROM exports");
     push_filter(&mut query, selection, states);

@@ -51,11 +51,7 @@ macro_rules! ready_and_unblocked {
 /// Ready ids among all rows, walking unfinished rows in id order. Binds: now, limit.
 macro_rules! ready_all {
     () => {
-        concat!(
-            "SELECT e.id FROM exports AS e INDEXED BY exports_unfinished WHERE ",
-            ready_and_unblocked!(),
-            " ORDER BY e.id LIMIT ?2"
-        )
+        concat!("SELECT e.id FROM exports AS e INDEXED BY exports_unfinished WHERE ", ready_and_unblocked!(), " ORDER BY e.id LIMIT ?2")
     };
 }
 
@@ -159,32 +155,20 @@ macro_rules! release_hold {
 }
 
 /// `finish` with `Ingested`. Binds: ids, owner, now.
-pub(super) const FINISH_INGESTED: &str = concat!(
-    "UPDATE exports NOT INDEXED SET state = 'ingested', ingested_at = ?3, next_attempt_at = NULL, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_INGESTED: &str =
+    concat!("UPDATE exports NOT INDEXED SET state = 'ingested', ingested_at = ?3, next_attempt_at = NULL, ", release_hold!(), held!());
 
 /// `finish` with `Retry`. Binds: ids, owner, now, retry_at, error.
-pub(super) const FINISH_RETRY: &str = concat!(
-    "UPDATE exports NOT INDEXED SET state = 'failed', next_attempt_at = ?4, last_error = ?5, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_RETRY: &str =
+    concat!("UPDATE exports NOT INDEXED SET state = 'failed', next_attempt_at = ?4, last_error = ?5, ", release_hold!(), held!());
 
 /// `finish` with `Dead`. Binds: ids, owner, now, error.
-pub(super) const FINISH_DEAD: &str = concat!(
-    "UPDATE exports NOT INDEXED SET state = 'dead', next_attempt_at = NULL, last_error = ?4, ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_DEAD: &str =
+    concat!("UPDATE exports NOT INDEXED SET state = 'dead', next_attempt_at = NULL, last_error = ?4, ", release_hold!(), held!());
 
 /// `finish` with `Released`: the attempt `claim` counted is taken back. Binds: ids, owner, now.
-pub(super) const FINISH_RELEASED: &str = concat!(
-    "UPDATE exports NOT INDEXED SET state = 'pending', attempts = MAX(attempts - 1, 0), ",
-    release_hold!(),
-    held!()
-);
+pub(super) const FINISH_RELEASED: &str =
+    concat!("UPDATE exports NOT INDEXED SET state = 'pending', attempts = MAX(attempts - 1, 0), ", release_hold!(), held!());
 
 /// `finish` with `Postponed`: pending again, the attempt not counted, the reason kept.
 /// Binds: ids, owner, now, error.

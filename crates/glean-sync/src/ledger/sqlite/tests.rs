@@ -44,10 +44,7 @@ async fn hot_statements_never_scan_the_table() {
     let ledger = SqliteLedger::open(&backend.path).await.expect("open");
     for statement in [sql::READY_ALL, sql::CLAIM_ALL, sql::CLAIM_AMONG] {
         let steps = plan(&ledger, statement).await;
-        assert!(
-            steps.iter().any(|s| s.contains("USING INDEX exports_graph_unfinished (graph_key=? AND id<?)")),
-            "{steps:?}"
-        );
+        assert!(steps.iter().any(|s| s.contains("USING INDEX exports_graph_unfinished (graph_key=? AND id<?)")), "{steps:?}");
         for step in steps.iter().filter(|s| s.starts_with("SCAN")) {
             assert!(step.contains("USING INDEX exports_unfinished") || step.contains("json_each"), "{steps:?}");
         }

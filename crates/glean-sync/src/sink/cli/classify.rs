@@ -123,7 +123,10 @@ mod tests {
     fn glean_local_messages_get_their_causes() {
         assert_eq!(cause(exit(3), "DB create failure: UnknownDatabase: etl/0"), "unknown_database");
         assert_eq!(cause(exit(3), "DB create failure: etl/0: can't write to a read only database"), "read_only");
-        assert_eq!(cause(exit(3), "DB create failure: /x/a.json: agenticAiETH.ETL.Node.1 fact #0 .kind: expected string, got number"), "rejected");
+        assert_eq!(
+            cause(exit(3), "DB create failure: /x/a.json: agenticAiETH.ETL.Node.1 fact #0 .kind: expected string, got number"),
+            "rejected"
+        );
         assert_eq!(cause(exit(3), "DB create failure: /x/a.json: group #0: not in scope: agenticAiETH.ETL.Nope.1"), "rejected");
         assert_eq!(cause(exit(3), "DB create failure: /x/a.json: invalid JSON at line 2 column 0: EOF"), "rejected");
         assert_eq!(cause(exit(3), "DB create failure: /x/a.json: storage error: disk I/O error"), "other");
@@ -132,7 +135,10 @@ mod tests {
 
     #[test]
     fn real_glean_messages_get_their_causes() {
-        assert_eq!(cause(exit(3), "DB create failure: UnknownDatabase (Repo {repo_name = \"etl\", repo_hash = \"0\"})"), "unknown_database");
+        assert_eq!(
+            cause(exit(3), "DB create failure: UnknownDatabase (Repo {repo_name = \"etl\", repo_hash = \"0\"})"),
+            "unknown_database"
+        );
         assert_eq!(cause(exit(3), "DB create failure: etl/0: can't write to a read-only database"), "read_only");
         assert_eq!(cause(exit(1), "Network.Socket.connect: <socket: 11>: does not exist (Connection refused)"), "unreachable");
         assert_eq!(cause(exit(3), "DB create failure: Error in fact: {\"key\": 1}"), "rejected");

@@ -87,13 +87,7 @@ pub(super) enum RunError {
 pub(super) async fn run(program: &Path, args: &[OsString], timeout: Duration, cancel: &CancellationToken) -> Result<Finished, RunError> {
     become_subreaper();
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let mut child = spawn(&mut command).await.map_err(RunError::Spawn)?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
     let stdout = Arc::new(Mutex::new(Tail::new(STDOUT_TAIL_BYTES)));

@@ -11,13 +11,7 @@ const DB: &str = "etl/0";
 
 /// A sink writing to `dir/db` through `program`.
 fn sink(dir: &Path, program: PathBuf, timeout: Duration) -> CliSink {
-    let config = CliSinkConfig {
-        program,
-        db: DB.into(),
-        target: Target::DbRoot(dir.join("db")),
-        schema_dir: schema_dir(dir),
-        timeout,
-    };
+    let config = CliSinkConfig { program, db: DB.into(), target: Target::DbRoot(dir.join("db")), schema_dir: schema_dir(dir), timeout };
     CliSink::new(config).expect("valid test config")
 }
 

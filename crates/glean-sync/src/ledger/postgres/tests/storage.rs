@@ -22,10 +22,8 @@ async fn nodes_starting_at_once_migrate_once() {
         nodes.push(started.expect("task").expect("every node starts"));
     }
     let mut raw = backend.raw().await;
-    let (applied, all_ok): (i64, bool) = sqlx::query_as("SELECT COUNT(*), bool_and(success) FROM _sqlx_migrations")
-        .fetch_one(&mut raw)
-        .await
-        .expect("migrations table");
+    let (applied, all_ok): (i64, bool) =
+        sqlx::query_as("SELECT COUNT(*), bool_and(success) FROM _sqlx_migrations").fetch_one(&mut raw).await.expect("migrations table");
     assert_eq!((applied, all_ok), (connect::migration_count() as i64, true));
     let id = nodes[0].insert(&keyless(1)).await.expect("insert");
     assert_eq!(nodes[7].get(id).await.expect("get").map(|e| e.id), Some(id), "one schema for all nodes");
@@ -53,8 +51,7 @@ async fn stats_are_the_clusters() {
 async fn hot_statements_read_only_unfinished_rows() {
     let Some(backend) = PgBackend::from_env() else { return };
     let ledger = backend.connect().await;
-    let rows: Vec<NewExport> =
-        (0..20_000).map(|i| if i % 2 == 0 { versioned(&format!("g{}", i % 200), i) } else { keyless(i) }).collect();
+    let rows: Vec<NewExport> = (0..20_000).map(|i| if i % 2 == 0 { versioned(&format!("g{}", i % 200), i) } else { keyless(i) }).collect();
     ledger.insert_many(&rows).await.expect("insert_many");
     let mut raw = backend.raw().await;
     sqlx::query("ANALYZE exports").execute(&mut raw).await.expect("analyze");
