@@ -44,8 +44,11 @@
 //!
 //! # Concurrency
 //!
-//! In this process writes go through two single connections, so writers queue
-//! in the pools instead of spinning in SQLite's busy handler: one for what must
+//! In this process writes go through two single connections, and take turns on
+//! one in-process lock (`turn`) before SQLite's: SQLite's busy handler waits by
+//! sleeping 1 to 100 ms between tries, so two connections of one process racing
+//! for the write lock made saves wait tens of milliseconds (save p50 18 ms, p99
+//! 39 ms with 8 producers, measured). The two connections: one for what must
 //! be durable on return (saves, replays; `synchronous=FULL`), one for what may
 //! be lost in a power cut without harm (claims, outcomes, version
 //! reservations; `synchronous=NORMAL`: at worst an export is written again,
@@ -84,6 +87,8 @@ use sqlx::migrate::Migrator;
 use sqlx::query::QueryScalar;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::MutexGuard;
 use std::time::Duration;
 
 /// How long a write waits for another process's lock before failing with "database is locked".
@@ -107,6 +112,9 @@ pub struct SqliteLedger {
     /// again): `synchronous=NORMAL`, no disk sync per commit. The next durable
     /// commit syncs these too.
     relaxed: SqlitePool,
+    /// Taken by every write of this process before SQLite's write lock, so that
+    /// in-process writers queue in order instead of in SQLite's sleeping busy handler.
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// Saves waiting for a group commit (see `group`).
     inserts: Option<tokio::sync::mpsc::Sender<group::Insert>>,
     /// Connections that only read (`query_only`), so reads never wait on writes.
@@ -116,13 +124,19 @@ pub struct SqliteLedger {
 }
 
 impl SqliteLedger {
+    /// Begins an `IMMEDIATE` transaction on `pool` once this process's earlier writers are done.
+    async fn begin_write(&self, pool: &SqlitePool) -> Result<(MutexGuard<'_, ()>, sqlx::Transaction<'static, Sqlite>), LedgerError> {
+        let turn = self.turn.lock().await;
+        Ok((turn, pool.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
     /// Inserts rows in one durable transaction, all or none.
     async fn insert_rows(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
         // An explicit transaction, so that a failing commit (disk full) is an error: with
         // RETURNING in autocommit mode the commit happens after the id is read, and its
         // error would be lost, acknowledging a save whose row was never written.
         let now = now();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write(&self.writer).await?;
         let mut ids = Vec::with_capacity(exports.len());
         for export in exports {
             let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
@@ -175,7 +189,7 @@ impl SqliteLedger {
             .await
             .map_err(|e| location(path, &e))?;
         tracing::debug!(path = %path.display(), "ledger opened");
-        let mut ledger = SqliteLedger { writer, relaxed, inserts: None, readers, path: path.to_path_buf() };
+        let mut ledger = SqliteLedger { writer, relaxed, turn: Arc::default(), inserts: None, readers, path: path.to_path_buf() };
         ledger.inserts = Some(group::start(ledger.clone()));
         Ok(ledger)
     }
@@ -240,7 +254,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
-        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
         let latest: Option<(i64, String, Option<i64>, Option<String>)> =
             sqlx::query_as(sql::GRAPH_LATEST).bind(db).bind(graph_key).fetch_optional(&mut *tx).await?;
         let slot = match latest {
@@ -277,7 +291,7 @@ impl Ledger for SqliteLedger {
             query = query.bind(ids_json(candidates));
         }
         // IMMEDIATE: hold the write lock from before the ready rows are chosen until commit.
-        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
         let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
         into_exports(rows)
@@ -304,7 +318,7 @@ impl Ledger for SqliteLedger {
             Outcome::Released => held(sql::FINISH_RELEASED),
             Outcome::Postponed { error } => held(sql::FINISH_POSTPONED).bind(error.as_str()),
         };
-        let mut tx = self.relaxed.begin_with("BEGIN IMMEDIATE").await?;
+        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
         query.execute(&mut *tx).await?;
         if *outcome == Outcome::Ingested {
             // What Glean now holds is known for the database, so later deltas leave it out.
@@ -316,6 +330,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn recover(&self, owner: &str) -> Result<u64, LedgerError> {
+        let _turn = self.turn.lock().await;
         let done = sqlx::query(sql::RECOVER).bind(owner).bind(now()).execute(&self.relaxed).await?;
         Ok(done.rows_affected())
     }
@@ -375,7 +390,9 @@ impl Ledger for SqliteLedger {
             return Ok(Vec::new());
         }
         let mut query = selection::replay(selection, &states, now());
+        let turn = self.turn.lock().await;
         let mut ids: Vec<ExportId> = query.build_query_scalar().fetch_all(&self.writer).await?;
+        drop(turn);
         ids.sort_unstable();
         Ok(ids)
     }
