@@ -61,6 +61,8 @@ fn random_failures_and_hangs_end_with_every_save_ingested_once() {
     let status = env.status();
     assert_eq!((status["counts"]["ingested"].as_u64(), status["counts"]["dead"].as_u64()), (Some(2000), Some(0)));
     assert_eq!(status["counts"]["pending"], 0);
+    let failed_attempts: i64 = ledger_rows(&env).iter().map(|e| e.attempts - 1).sum();
+    eprintln!("faults: 2000 graphs, {failed_attempts} failed or timed-out attempts retried, 0 lost, 0 duplicated");
 }
 
 /// Makes a batch file schema-invalid without changing its size: a `kind` string becomes a number.
@@ -132,6 +134,7 @@ fn an_outage_keeps_memory_flat_and_the_backlog_drains_oldest_first() {
     assert_eq!(status["counts"]["dead"], 0, "an outage kills nothing");
     let idle = idle.expect("measured");
     assert!(peak as f64 <= idle as f64 * 1.2, "RSS grew from {idle} KiB to {peak} KiB during the outage");
+    eprintln!("outage: RSS {idle} KiB after 300 saves, peak {peak} KiB over {saved} saves with the sink down");
 
     std::fs::remove_file(&down).expect("the sink returns");
     let exit = child.wait().expect("push ends");
