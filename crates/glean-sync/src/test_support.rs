@@ -341,7 +341,14 @@ impl SyncEnv {
 
     /// `glean-sync push FILES` to the end.
     pub(crate) fn push(&self, files: &[PathBuf]) -> std::process::Output {
-        self.command(&["push"]).args(files).output().expect("push runs")
+        self.command(&["push"]).args(self.relative(files)).output().expect("push runs")
+    }
+
+    /// `files` relative to the deployment's directory (the commands' working directory)
+    /// where they are inside it: 50,000 absolute temp paths exceed the kernel's argv limit.
+    fn relative<'a>(&self, files: &'a [PathBuf]) -> impl Iterator<Item = &'a Path> {
+        let dir = self.dir.path().to_owned();
+        files.iter().map(move |f| f.strip_prefix(&dir).unwrap_or(f))
     }
 
     /// `glean-sync push FILES` in the background; its stdout lines arrive on the channel.
@@ -349,7 +356,7 @@ impl SyncEnv {
         use std::io::BufRead;
         let mut child = self
             .command(&["push"])
-            .args(files)
+            .args(self.relative(files))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -266,7 +266,7 @@ fn chaos_kill_9_at_random_loses_nothing() {
                 Ok(line) => {
                     if let Some((graph, batch)) = saved_batch(&line) {
                         acked.insert(batch);
-                        acked_graphs.insert(graph);
+                        acked_graphs.insert(env.path(&graph).to_string_lossy().into_owned());
                     }
                 }
                 Err(_) => break,
@@ -277,7 +277,7 @@ fn chaos_kill_9_at_random_loses_nothing() {
         for line in rx.try_iter() {
             if let Some((graph, batch)) = saved_batch(&line) {
                 acked.insert(batch);
-                acked_graphs.insert(graph);
+                acked_graphs.insert(env.path(&graph).to_string_lossy().into_owned());
             }
         }
     }
