@@ -27,7 +27,7 @@ pub const LOCAL_OWNER: &str = "local";
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The state directory cannot be used.
-    #[error("state directory {path}: {message}")]
+    #[error("GLEAN_SYNC_STATE: state directory {path}: {message}")]
     State {
         /// The directory.
         path: PathBuf,
@@ -39,9 +39,20 @@ pub enum StartError {
         "another glean-sync process is using {0} (only one may drive an embedded ledger; stop it, or point GLEAN_SYNC_STATE elsewhere)"
     )]
     Busy(PathBuf),
-    /// The ledger cannot be opened.
+    /// The ledger cannot be opened (`var` says where it was configured).
+    #[error("{var}: {source}")]
+    LedgerOpen {
+        /// `GLEAN_SYNC_STATE` or `GLEAN_SYNC_DATABASE_URL`.
+        var: &'static str,
+        /// Why.
+        source: LedgerError,
+    },
+    /// The ledger failed while the exporter started (recovery, reconciliation).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The glean binary cannot be run.
+    #[error("GLEAN_BIN: {0}")]
+    GleanBin(crate::sink::SinkError),
     /// The export directory cannot be used.
     #[error("GLEAN_EXPORT_DIR: {0}")]
     ExportDir(#[from] crate::batch::BatchFileError),
@@ -66,8 +77,14 @@ pub struct App {
 /// Opens the ledger alone (for `status` and `replay`, which may run beside a server).
 pub async fn open_ledger(config: &Config) -> Result<Arc<dyn Ledger>, StartError> {
     Ok(match &config.ledger {
-        LedgerLocation::Sqlite(path) => Arc::new(SqliteLedger::open(path).await?),
-        LedgerLocation::Postgres { url, schema } => Arc::new(PgLedger::connect(url, schema.as_deref()).await?),
+        LedgerLocation::Sqlite(path) => {
+            Arc::new(SqliteLedger::open(path).await.map_err(|source| StartError::LedgerOpen { var: "GLEAN_SYNC_STATE", source })?)
+        }
+        LedgerLocation::Postgres { url, schema } => Arc::new(
+            PgLedger::connect(url, schema.as_deref())
+                .await
+                .map_err(|source| StartError::LedgerOpen { var: "GLEAN_SYNC_DATABASE_URL", source })?,
+        ),
     })
 }
 
@@ -88,7 +105,7 @@ pub async fn start(config: Config, mode: Mode) -> Result<App, StartError> {
     let batches = BatchDir::new(&config.export.dir, config.export.compression)?;
     let sink = match mode {
         Mode::Batch => None,
-        Mode::Realtime => Some(build_sink(&config)?),
+        Mode::Realtime => Some(checked_sink(&config).await?),
     };
     announce(&config, mode, sink.as_deref());
     let exporter = Exporter::start(Parts {
@@ -127,6 +144,19 @@ fn announce(config: &Config, mode: Mode, sink: Option<&dyn Sink>) {
              Set GLEAN_REALTIME_ENABLE=true and GLEAN_DB_NAME to enable it, or run `glean-sync drain` to deliver the backlog"
         ),
     }
+}
+
+/// The configured sink, checked: a glean binary that cannot run stops startup (it is a setting
+/// to fix, and every write would only wait for it); a sink that is down for now is only
+/// reported, since saves are taken and delivered when it answers.
+async fn checked_sink(config: &Config) -> Result<Arc<dyn Sink>, StartError> {
+    let sink = build_sink(config)?;
+    match sink.check().await {
+        Ok(()) => {}
+        Err(e @ crate::sink::SinkError::Spawn { .. }) => return Err(StartError::GleanBin(e)),
+        Err(e) => tracing::warn!(sink = %sink.describe(), error = %e, "the sink does not answer yet; saves are kept until it does"),
+    }
+    Ok(sink)
 }
 
 /// The configured sink, `auto` resolved to `cli` when the glean binary is found, else `local`.

@@ -305,8 +305,10 @@ impl Settings {
         let predicates = Predicates::new(&self.predicate_prefix);
         let schema = self.schema()?;
         let resolved = schema.source.resolve()?;
-        if mode == Mode::Realtime {
-            check_schema_declares(&resolved, &self.predicate_prefix)?;
+        match mode {
+            Mode::Realtime => check_schema_declares(&resolved, &self.predicate_prefix)?,
+            // Batch files are for a Glean whose schema may live elsewhere; the names must still be valid Angle.
+            Mode::Batch => check_prefix(&self.predicate_prefix)?,
         }
         let ledger_path = self.state.clone().unwrap_or_else(|| self.export_dir.join(".glean-sync").join("ledger.sqlite"));
         let ledger = match &self.database_url {
@@ -337,13 +339,25 @@ impl Settings {
                 queue_capacity: self.queue_capacity as usize,
                 max_files: self.write_max_files as usize,
                 lease: self.lease(),
-                retry: RetryPolicy {
-                    base: Duration::from_millis(self.retry_base_ms),
-                    max: Duration::from_millis(self.retry_max_ms.max(self.retry_base_ms)),
-                    max_attempts: self.max_attempts,
-                },
+                retry: self.retry()?,
                 shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             },
+        })
+    }
+
+    /// The retry policy; the longest backoff cannot be shorter than the first.
+    fn retry(&self) -> Result<RetryPolicy, ConfigError> {
+        if self.retry_max_ms < self.retry_base_ms {
+            return Err(ConfigError::Invalid {
+                var: "GLEAN_RETRY_MAX_MS",
+                value: self.retry_max_ms.to_string(),
+                reason: format!("the longest backoff must be at least GLEAN_RETRY_BASE_MS ({})", self.retry_base_ms),
+            });
+        }
+        Ok(RetryPolicy {
+            base: Duration::from_millis(self.retry_base_ms),
+            max: Duration::from_millis(self.retry_max_ms),
+            max_attempts: self.max_attempts,
         })
     }
 
@@ -355,11 +369,19 @@ impl Settings {
     }
 
     fn glean_config(&self, name: &str) -> Result<GleanConfig, ConfigError> {
+        let invalid = |var, value: &str, e: glean_catalog::store::StoreError| ConfigError::Invalid {
+            var,
+            value: value.to_owned(),
+            reason: e.to_string(),
+        };
         let db = match name.rsplit_once('/') {
-            Some((n, i)) => DbRef::new(n, i),
-            None => DbRef::new(name, &self.db_instance),
-        }
-        .map_err(|e| ConfigError::Invalid { var: "GLEAN_DB_NAME", value: name.to_owned(), reason: e.to_string() })?;
+            Some((n, i)) => DbRef::new(n, i).map_err(|e| invalid("GLEAN_DB_NAME", name, e))?,
+            None => {
+                // Blame the part at fault: the name, else the instance it takes from GLEAN_DB_INSTANCE.
+                DbRef::new(name, "0").map_err(|e| invalid("GLEAN_DB_NAME", name, e))?;
+                DbRef::new(name, &self.db_instance).map_err(|e| invalid("GLEAN_DB_INSTANCE", &self.db_instance, e))?
+            }
+        };
         let target = match &self.service {
             Some(s) if valid_host_port(s) => GleanTarget::Service(s.clone()),
             Some(s) => return Err(ConfigError::Invalid { var: "GLEAN_SERVICE", value: s.clone(), reason: "expected HOST:PORT".into() }),
@@ -425,7 +447,9 @@ fn with_all_schema(mut source: SchemaSource) -> SchemaSource {
 /// deployments on one host (each has its own export directory).
 fn default_node_id(export_dir: &Path) -> String {
     let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into());
-    let dir = std::fs::canonicalize(export_dir).unwrap_or_else(|_| export_dir.to_owned());
+    // Absolute, not canonical: the same whether or not the directory exists yet (the first
+    // run creates it), so a node that crashes on its first run still recovers its claims.
+    let dir = std::path::absolute(export_dir).unwrap_or_else(|_| export_dir.to_owned());
     let hash = blake3::hash(dir.to_string_lossy().as_bytes()).to_hex();
     format!("{host}:{}", &hash[..12])
 }
@@ -448,6 +472,15 @@ pub fn check_schema_declares(schema: &Schema, prefix: &str) -> Result<(), Config
     glean_catalog::batch::validate_bytes("probe", probe.as_bytes(), schema, true)
         .map(|_| ())
         .map_err(|e| schema_mismatch(prefix, &format!("it does not accept the facts glean-sync writes ({e})")))
+}
+
+/// Fails unless `prefix` can name an Angle schema (so the predicates written under it are valid names).
+fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
+    schema_for_prefix(prefix).resolve().map(|_| ()).map_err(|e| ConfigError::Invalid {
+        var: "GLEAN_PREDICATE_PREFIX",
+        value: prefix.to_owned(),
+        reason: format!("not a valid Angle schema name (such as agenticAiETH.ETL): {e}"),
+    })
 }
 
 fn schema_mismatch(prefix: &str, what: &str) -> ConfigError {

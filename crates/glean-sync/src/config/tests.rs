@@ -62,6 +62,25 @@ fn database_name_with_or_without_instance() {
     assert_eq!(c.glean.expect("glean").db.to_string(), "etl/7");
     let e = load(&["--realtime-enable", "1", "--db-name", "etl/a.b"]).expect_err("bad instance");
     assert!(e.starts_with("GLEAN_DB_NAME=\"etl/a.b\" is invalid"), "{e}");
+    let e = load(&["--realtime-enable", "1", "--db-name", "etl", "--db-instance", "a.b"]).expect_err("bad instance");
+    assert!(e.starts_with("GLEAN_DB_INSTANCE=\"a.b\" is invalid"), "the variable at fault is named: {e}");
+}
+
+#[test]
+fn a_longest_backoff_below_the_first_is_refused() {
+    let e = load(&["--retry-base-ms", "5000", "--retry-max-ms", "1000"]).expect_err("max < base");
+    assert!(e.starts_with("GLEAN_RETRY_MAX_MS=\"1000\" is invalid") && e.contains("GLEAN_RETRY_BASE_MS (5000)"), "{e}");
+    let c = load(&["--retry-base-ms", "1000", "--retry-max-ms", "1000"]).expect("equal is fine");
+    assert_eq!(c.exporter.retry.max, Duration::from_secs(1));
+}
+
+#[test]
+fn the_node_id_does_not_change_when_the_export_dir_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exports = dir.path().join("not-yet");
+    let before = default_node_id(&exports);
+    std::fs::create_dir(&exports).expect("the first run creates it");
+    assert_eq!(default_node_id(&exports), before);
 }
 
 #[test]
@@ -76,8 +95,11 @@ fn service_or_db_root() {
 fn a_prefix_the_schema_does_not_declare_stops_realtime_startup() {
     let e = load(&["--realtime-enable", "true", "--db-name", "etl", "--predicate-prefix", "other.NS"]).expect_err("mismatch");
     assert!(e.contains("GLEAN_PREDICATE_PREFIX=other.NS") && e.contains("glean-sync schema --prefix other.NS"), "{e}");
-    // Batch mode only writes files, so it does not insist.
+    // Batch mode only writes files (for a Glean whose schema may be elsewhere), so it does not insist...
     load(&["--predicate-prefix", "other.NS"]).expect("batch mode");
+    // ...but the names it writes must be valid Angle.
+    let e = load(&["--predicate-prefix", "other NS"]).expect_err("not a name");
+    assert!(e.starts_with("GLEAN_PREDICATE_PREFIX=\"other NS\" is invalid"), "{e}");
 }
 
 #[test]
