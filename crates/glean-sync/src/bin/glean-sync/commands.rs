@@ -38,9 +38,9 @@ pub async fn run(settings: Settings, command: Command, stop: CancellationToken) 
     };
     match command {
         Command::Serve(serve) => serve_http(config, &serve, stop).await,
-        Command::Ingest { dir } => ingest(config, dir, stop).await,
-        Command::Push { files } => push(config, &files, stop).await,
-        Command::Drain => drain(config, stop).await,
+        Command::Ingest { dir } => ingest(config, dir, Wait::new(stop, None)).await,
+        Command::Push { files, timeout } => push(config, &files, Wait::new(stop, timeout)).await,
+        Command::Drain { timeout } => drain(config, Wait::new(stop, timeout)).await,
         Command::Replay { dead, failed, id, since } => replay(&config, dead, failed, id, since).await,
         Command::Status { json, limit } => status(&config, json, limit).await,
         Command::Validate { files, lenient } => validate(&config, &files, !lenient),
@@ -69,6 +69,42 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("expected RFC 3339 (2026-12-03T10:00:00Z): {e}"))
 }
 
+/// How long a command waits for deliveries: until SIGTERM/SIGINT, or `--timeout`.
+struct Wait {
+    /// Cancelled by SIGTERM/SIGINT.
+    stop: CancellationToken,
+    /// Given up at this time, if `--timeout` was given.
+    deadline: Option<tokio::time::Instant>,
+}
+
+/// Why waiting ended early.
+enum Interrupted {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// `--timeout` passed.
+    TimedOut,
+}
+
+impl Wait {
+    fn new(stop: CancellationToken, timeout_secs: Option<u64>) -> Wait {
+        Wait { stop, deadline: timeout_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s)) }
+    }
+
+    /// Resolves when waiting must end.
+    async fn ended(&self) -> Interrupted {
+        let deadline = async {
+            match self.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.stop.cancelled() => Interrupted::Signal,
+            () = deadline => Interrupted::TimedOut,
+        }
+    }
+}
+
 fn code(ok: bool) -> ExitCode {
     if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) }
 }
@@ -88,12 +124,16 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-async fn push(config: Config, files: &[PathBuf], stop: CancellationToken) -> anyhow::Result<ExitCode> {
+async fn push(config: Config, files: &[PathBuf], wait: Wait) -> anyhow::Result<ExitCode> {
     let mode = config.mode;
     let app = app::start(config, mode).await?;
     let mut saved = Vec::new();
     let mut rejected = 0;
     for file in files {
+        if wait.stop.is_cancelled() {
+            // Stop saving at once: what was saved is kept and delivered later.
+            return interrupted(&app, Interrupted::Signal).await;
+        }
         let receipt = match read_graph(file) {
             Ok(graph) => app.exporter.save(graph).await.map_err(anyhow::Error::from),
             Err(e) => Err(e),
@@ -133,18 +173,18 @@ async fn push(config: Config, files: &[PathBuf], stop: CancellationToken) -> any
         return Ok(code(rejected == 0));
     }
     let labelled: Vec<(i64, String)> = saved.iter().map(|(id, f)| (*id, f.display().to_string())).collect();
-    let delivered = await_delivery(&app, &labelled, "graph(s)", stop).await?;
+    let delivered = await_delivery(&app, &labelled, "graph(s)", wait).await?;
     Ok(if delivered == ExitCode::SUCCESS { code(rejected == 0) } else { delivered })
 }
 
 /// Waits until each export is ingested or dead (progress bar on a terminal), reports the
 /// dead ones, shuts the exporter down; exit 0 only when all were ingested.
-async fn await_delivery(app: &App, exports: &[(i64, String)], what: &str, stop: CancellationToken) -> anyhow::Result<ExitCode> {
+async fn await_delivery(app: &App, exports: &[(i64, String)], what: &str, wait: Wait) -> anyhow::Result<ExitCode> {
     let ids: Vec<i64> = exports.iter().map(|(id, _)| *id).collect();
     let bar = progress(ids.len(), "ingesting");
     let waited = tokio::select! {
         r = app.exporter.wait_for(&ids, |_| bar.inc(1)) => r,
-        () = stop.cancelled() => return interrupted(app).await,
+        why = wait.ended() => return interrupted(app, why).await,
     };
     bar.finish_and_clear();
     let finished = waited?;
@@ -156,8 +196,18 @@ async fn await_delivery(app: &App, exports: &[(i64, String)], what: &str, stop: 
     }
     let db = app.config.glean.as_ref().map(|g| g.db.to_string()).unwrap_or_default();
     println!("{} of {} {what} ingested into {db}", finished.len() - failed, exports.len());
+    print_stats(app).await;
     app.exporter.shutdown().await;
     Ok(code(failed == 0))
+}
+
+/// The exporter's statistics of this run, as one JSON line (`stats {...}`), for people and scripts.
+async fn print_stats(app: &App) {
+    match app.exporter.stats().await.map(|s| serde_json::to_string(&s)) {
+        Ok(Ok(json)) => println!("stats {json}"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot print the statistics"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the statistics"),
+    }
 }
 
 /// `serve`: the HTTP API (and the watcher) until SIGTERM/SIGINT, then a graceful drain.
@@ -185,7 +235,7 @@ async fn serve_http(config: Config, settings: &ServeSettings, stop: Cancellation
 }
 
 /// `ingest DIR`: watch mode once.
-async fn ingest(config: Config, dir: PathBuf, stop: CancellationToken) -> anyhow::Result<ExitCode> {
+async fn ingest(config: Config, dir: PathBuf, wait: Wait) -> anyhow::Result<ExitCode> {
     let schema = config.schema.source.resolve()?;
     let mode = config.mode;
     let app = app::start(config, mode).await?;
@@ -196,16 +246,26 @@ async fn ingest(config: Config, dir: PathBuf, stop: CancellationToken) -> anyhow
         return Ok(ExitCode::SUCCESS);
     }
     let labelled: Vec<(i64, String)> = ids.iter().map(|id| (*id, format!("from {}", dir.display()))).collect();
-    await_delivery(&app, &labelled, "batch file(s)", stop).await
+    await_delivery(&app, &labelled, "batch file(s)", wait).await
 }
 
-async fn interrupted(app: &App) -> anyhow::Result<ExitCode> {
+async fn interrupted(app: &App, why: Interrupted) -> anyhow::Result<ExitCode> {
     app.exporter.shutdown().await;
-    eprintln!("interrupted: saved exports not yet ingested stay pending; `glean-sync drain` delivers them");
-    Ok(ExitCode::from(EXIT_INTERRUPTED))
+    let left = app.exporter.ledger().counts().await.map(|c| c.pending + c.in_flight + c.failed).ok();
+    let left = left.map(|n| format!(" ({n} in the ledger)")).unwrap_or_default();
+    match why {
+        Interrupted::Signal => {
+            eprintln!("interrupted: saved exports not yet ingested stay pending{left}; `glean-sync drain` delivers them");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Interrupted::TimedOut => {
+            eprintln!("gave up waiting at --timeout: exports not yet ingested stay pending{left}; `glean-sync status` says why");
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
 }
 
-async fn drain(config: Config, stop: CancellationToken) -> anyhow::Result<ExitCode> {
+async fn drain(config: Config, wait: Wait) -> anyhow::Result<ExitCode> {
     if config.glean.is_none() {
         eprintln!("glean-sync: configuration error: GLEAN_DB_NAME is required to drain (the Glean database to deliver into)");
         return Ok(ExitCode::from(EXIT_CONFIG));
@@ -223,7 +283,7 @@ async fn drain(config: Config, stop: CancellationToken) -> anyhow::Result<ExitCo
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            () = stop.cancelled() => return interrupted(&app).await,
+            why = wait.ended() => return interrupted(&app, why).await,
         }
     }
     bar.finish_and_clear();

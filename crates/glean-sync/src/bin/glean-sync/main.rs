@@ -45,9 +45,16 @@ enum Command {
         /// Graph JSON files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Stop waiting after this many seconds (exit 1; what is not ingested yet stays pending).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
     },
     /// Deliver everything pending in the ledger (after a crash, or after batch mode), then exit.
-    Drain,
+    Drain {
+        /// Stop waiting after this many seconds (exit 1; what is not ingested yet stays pending).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
     /// Requeue failed and dead exports.
     Replay {
         /// Only dead exports.
