@@ -129,15 +129,29 @@ struct RawEdge {
 
 /// Properties as canonical JSON text: keys sorted at every level; `{}` and null are none.
 fn canonical_properties<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match Value::deserialize(d)? {
+    canonical(Value::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// The one rule for properties: an object, as JSON text with keys sorted at every level; `{}` and null are none.
+fn canonical(value: Value) -> Result<Option<String>, String> {
+    match value {
         Value::Null => Ok(None),
         Value::Object(map) if map.is_empty() => Ok(None),
         mut v @ Value::Object(_) => {
             v.sort_all_objects();
-            serde_json::to_string(&v).map(Some).map_err(D::Error::custom)
+            serde_json::to_string(&v).map(Some).map_err(|e| e.to_string())
         }
-        other => Err(D::Error::custom(format!("properties must be an object, got {other}"))),
+        other => Err(format!("properties must be an object, got {other}")),
     }
+}
+
+/// Properties given as text (the Rust API) in the canonical form; `path` names them in errors.
+fn canonical_text(text: Option<String>, path: impl FnOnce() -> String) -> Result<Option<String>, GraphError> {
+    let Some(text) = text else { return Ok(None) };
+    serde_json::from_str(&text)
+        .map_err(|e| e.to_string())
+        .and_then(canonical)
+        .map_err(|message| GraphError::Decode { path: path(), message })
 }
 
 impl Graph {
@@ -171,14 +185,17 @@ impl Graph {
         Ok(graph)
     }
 
-    /// Builds a graph from parts (the Rust API), with the same validation as JSON input.
-    pub fn new(nodes: Vec<Node>, edges: Vec<Edge>) -> Result<Graph, GraphError> {
-        for (i, n) in nodes.iter().enumerate() {
+    /// Builds a graph from parts (the Rust API), with the same validation and canonical
+    /// properties as JSON input: `properties_json` must be a JSON object (or none).
+    pub fn new(mut nodes: Vec<Node>, mut edges: Vec<Edge>) -> Result<Graph, GraphError> {
+        for (i, n) in nodes.iter_mut().enumerate() {
             require(&format!("nodes[{i}].id"), Some(&n.id))?;
+            n.properties_json = canonical_text(n.properties_json.take(), || format!("nodes[{i}].properties_json"))?;
         }
-        for (i, e) in edges.iter().enumerate() {
+        for (i, e) in edges.iter_mut().enumerate() {
             require(&format!("edges[{i}].source"), Some(&e.source))?;
             require(&format!("edges[{i}].target"), Some(&e.target))?;
+            e.properties_json = canonical_text(e.properties_json.take(), || format!("edges[{i}].properties_json"))?;
         }
         let mut graph = Graph { nodes, edges, ..Graph::default() };
         graph.drop_duplicates();
@@ -350,5 +367,17 @@ mod tests {
         let node = |id: &str| Node { id: id.into(), kind: "t".into(), label: "l".into(), properties_json: None };
         assert_eq!(Graph::new(vec![node("a"), node(" ")], vec![]).expect_err("empty id").to_string(), "nodes[1].id is empty");
         assert_eq!(Graph::new(vec![node("a"), node("a")], vec![]).expect("ok").duplicate_nodes, 1);
+    }
+
+    #[test]
+    fn rust_api_properties_are_canonical_json_objects() {
+        let with = |props: &str| Node { id: "a".into(), kind: "t".into(), label: "l".into(), properties_json: Some(props.into()) };
+        let g = Graph::new(vec![with(r#"{"b":1,"a":{"d":2,"c":3}}"#)], vec![]).expect("ok");
+        assert_eq!(g.nodes[0].properties_json.as_deref(), Some(r#"{"a":{"c":3,"d":2},"b":1}"#), "sorted like JSON input");
+        assert_eq!(Graph::new(vec![with("{}")], vec![]).expect("ok").nodes[0].properties_json, None);
+        let e = Graph::new(vec![with("not json")], vec![]).expect_err("not JSON");
+        assert_eq!(e.field(), "nodes[0].properties_json");
+        let e = Graph::new(vec![with("[1]")], vec![]).expect_err("not an object");
+        assert!(e.to_string().starts_with("nodes[0].properties_json: properties must be an object"), "{e}");
     }
 }
