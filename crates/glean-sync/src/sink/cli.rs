@@ -17,7 +17,7 @@ mod process;
 #[cfg(test)]
 mod tests;
 
-use super::{Sink, SinkConfigError, SinkError, SinkKind, parse_db};
+use super::{Sink, SinkConfigError, SinkError, SinkKind, Written, parse_db};
 use process::{Finished, RunError};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -62,6 +62,9 @@ pub struct CliSink {
     /// True once this sink has seen the database exist (created, or "already exists").
     /// Cleared when a write reports it unknown, so the next write creates it first.
     created: AtomicBool,
+    /// Set when `glean create` made the database anew (it did not exist); taken by the
+    /// next successful write, which reports it (`Written::created_database`).
+    fresh: AtomicBool,
 }
 
 impl CliSink {
@@ -74,7 +77,7 @@ impl CliSink {
                 return Err(SinkConfigError::BadService(service.clone()));
             }
         }
-        Ok(CliSink { config, created: AtomicBool::new(false) })
+        Ok(CliSink { config, created: AtomicBool::new(false), fresh: AtomicBool::new(false) })
     }
 
     /// `--db NAME/INSTANCE` and the target options, shared by every verb.
@@ -108,7 +111,7 @@ impl CliSink {
     async fn run(&self, args: &[OsString], deadline: Instant, cancel: &CancellationToken) -> Result<Finished, SinkError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(SinkError::Timeout(self.config.timeout));
+            return Err(SinkError::Timeout { after: self.config.timeout, stderr: String::new() });
         }
         tracing::debug!(program = %self.config.program.display(), ?args, "running glean");
         process::run(&self.config.program, args, left, cancel).await.map_err(|e| match e {
@@ -117,7 +120,7 @@ impl CliSink {
             RunError::Wait(e) => SinkError::Other(format!("{}: {e}", self.config.program.display())),
             RunError::Timeout { stderr } => {
                 tracing::warn!(program = %self.config.program.display(), timeout = ?self.config.timeout, %stderr, "glean killed at the timeout");
-                SinkError::Timeout(self.config.timeout)
+                SinkError::Timeout { after: self.config.timeout, stderr }
             }
         })
     }
@@ -132,6 +135,9 @@ impl CliSink {
                 SinkError::Rejected { reason, .. } => SinkError::Other(format!("glean create failed: {reason}")),
                 other => other,
             });
+        }
+        if !exists {
+            self.fresh.store(true, Ordering::Release);
         }
         self.created.store(true, Ordering::Release);
         Ok(())
@@ -162,9 +168,9 @@ impl Sink for CliSink {
         format!("cli: {} --db {} {target}", self.config.program.display(), self.config.db)
     }
 
-    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<(), SinkError> {
+    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<Written, SinkError> {
         if files.is_empty() {
-            return Ok(());
+            return Ok(Written::default());
         }
         let deadline = Instant::now() + self.config.timeout;
         if !self.created.load(Ordering::Acquire) {
@@ -179,7 +185,8 @@ impl Sink for CliSink {
                 self.write_once(files, deadline, cancel).await
             }
             other => other,
-        }
+        }?;
+        Ok(Written { created_database: self.fresh.swap(false, Ordering::AcqRel) })
     }
 
     async fn check(&self) -> Result<(), SinkError> {

@@ -11,7 +11,7 @@
 //! rejected file is reported. It never touches the ledger and never decides
 //! about retries (`SinkError::is_retriable` does).
 
-use super::{Sink, SinkConfigError, SinkError, SinkKind, parse_db};
+use super::{Sink, SinkConfigError, SinkError, SinkKind, Written, parse_db};
 use glean_catalog::batch::BatchError;
 use glean_catalog::schema::SchemaSource;
 use glean_catalog::store::{BatchInput, Catalog, Database, DbRef, DbStatus, StoreError, WriteSummary};
@@ -50,14 +50,22 @@ struct Shared {
     strict: bool,
     /// The open database; `None` until first use, and again after a failure that may have left it unusable.
     open: Mutex<Option<Database>>,
+    /// Set when the database was created anew (it did not exist), until a successful write reports it.
+    fresh: std::sync::atomic::AtomicBool,
 }
 
 impl LocalSink {
     /// A sink for `config`; refuses a database that is not `NAME/INSTANCE`. Opens nothing yet.
     pub fn new(config: LocalSinkConfig) -> Result<LocalSink, SinkConfigError> {
         let db = parse_db(&config.db)?;
-        let shared =
-            Shared { catalog: Catalog::new(config.db_root), db, schema: config.schema, strict: config.strict, open: Mutex::new(None) };
+        let shared = Shared {
+            catalog: Catalog::new(config.db_root),
+            db,
+            schema: config.schema,
+            strict: config.strict,
+            open: Mutex::new(None),
+            fresh: Default::default(),
+        };
         Ok(LocalSink { shared: Arc::new(shared) })
     }
 
@@ -102,6 +110,7 @@ impl Shared {
         match self.catalog.create(&self.db, &self.schema, &[]) {
             Ok(db) => {
                 tracing::info!(db = %self.db, root = %self.catalog.root().display(), "created local glean database");
+                self.fresh.store(true, std::sync::atomic::Ordering::Release);
                 Ok(db)
             }
             // Someone else created it between our check and our create.
@@ -111,12 +120,15 @@ impl Shared {
     }
 
     /// Writes every file in one transaction; see the module doc.
-    fn write(&self, files: &[PathBuf]) -> Result<(), SinkError> {
+    fn write(&self, files: &[PathBuf]) -> Result<Written, SinkError> {
         let mut slot = self.lock();
         let db = self.database(&mut slot)?;
         let inputs: Vec<BatchInput<'_>> = files.iter().map(|f| BatchInput::File(f)).collect();
         match db.write(&inputs, self.strict) {
-            Ok(results) => first_failure(files, results),
+            Ok(results) => {
+                first_failure(files, results)?;
+                Ok(Written { created_database: self.fresh.swap(false, std::sync::atomic::Ordering::AcqRel) })
+            }
             Err(e) => {
                 let error = self.store_error(e);
                 if matches!(error, SinkError::Other(_)) {
@@ -171,13 +183,13 @@ impl Sink for LocalSink {
         format!("local: catalog {} --db {}", self.shared.catalog.root().display(), self.shared.db)
     }
 
-    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<(), SinkError> {
+    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<Written, SinkError> {
         // A catalog transaction is short and cannot be interrupted; only one not yet begun is stopped.
         if cancel.is_cancelled() {
             return Err(SinkError::Cancelled);
         }
         if files.is_empty() {
-            return Ok(());
+            return Ok(Written::default());
         }
         let files = files.to_vec();
         self.blocking(move |shared| shared.write(&files)).await

@@ -19,8 +19,13 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {
     /// The write took longer than the timeout and was killed.
-    #[error("glean write timed out after {0:?} and was killed")]
-    Timeout(Duration),
+    #[error("glean write timed out after {after:?} and was killed{}", tail(stderr))]
+    Timeout {
+        /// The timeout.
+        after: Duration,
+        /// The end of its standard error up to then (often says what it was waiting for).
+        stderr: String,
+    },
     /// The glean process could not be started.
     #[error("cannot run {program}: {message}")]
     Spawn {
@@ -66,7 +71,7 @@ impl SinkError {
     /// Whether the same write could succeed later. The only place that decides it.
     pub fn is_retriable(&self) -> bool {
         match self {
-            SinkError::Timeout(_)
+            SinkError::Timeout { .. }
             | SinkError::Crashed { .. }
             | SinkError::Unreachable(_)
             | SinkError::UnknownDatabase(_)
@@ -86,7 +91,7 @@ impl SinkError {
     /// A short, stable name of the cause, for stats and metric labels.
     pub fn cause(&self) -> &'static str {
         match self {
-            SinkError::Timeout(_) => "timeout",
+            SinkError::Timeout { .. } => "timeout",
             SinkError::Spawn { .. } => "spawn",
             SinkError::Crashed { .. } => "crash",
             SinkError::Unreachable(_) => "unreachable",
@@ -97,6 +102,19 @@ impl SinkError {
             SinkError::Cancelled => "cancelled",
         }
     }
+}
+
+/// `: STDERR` when there is any, for messages that end with a process's stderr tail.
+fn tail(stderr: &str) -> String {
+    if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim_end()) }
+}
+
+/// What a successful write did besides writing the files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The database did not exist and the sink created it since its last successful write:
+    /// whatever a database of that name held before (if it ever existed) is gone.
+    pub created_database: bool,
 }
 
 /// A sink configuration that can never work; found when the sink is built, not at write time.
@@ -141,15 +159,16 @@ pub trait Sink: Send + Sync + 'static {
     /// A one-line description: program or catalog, database, root or service.
     fn describe(&self) -> String;
 
-    /// Writes every file, each all-or-nothing. `Ok` only when all were written;
+    /// Writes every file, each all-or-nothing. `Ok` only when all were written (saying
+    /// whether the database had to be created for it);
     /// files before a failing one may have been written (Glean keeps them),
     /// which is harmless because writing a batch again changes nothing. When
     /// `cancel` fires the write stops (a glean process group is killed and
     /// reaped before this returns) with `SinkError::Cancelled`.
-    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<(), SinkError>;
+    async fn write_until(&self, files: &[PathBuf], cancel: &CancellationToken) -> Result<Written, SinkError>;
 
     /// `write_until` without cancellation.
-    async fn write(&self, files: &[PathBuf]) -> Result<(), SinkError> {
+    async fn write(&self, files: &[PathBuf]) -> Result<Written, SinkError> {
         self.write_until(files, &CancellationToken::new()).await
     }
 
@@ -163,7 +182,7 @@ mod tests {
 
     #[test]
     fn only_batch_and_database_faults_are_final() {
-        assert!(SinkError::Timeout(Duration::from_secs(1)).is_retriable());
+        assert!(SinkError::Timeout { after: Duration::from_secs(1), stderr: String::new() }.is_retriable());
         assert!(SinkError::UnknownDatabase("x/0".into()).is_retriable());
         assert!(SinkError::Unreachable("refused".into()).is_retriable());
         assert!(!SinkError::Rejected { file: None, reason: "type error".into() }.is_retriable());

@@ -24,8 +24,11 @@ async fn creates_the_database_on_first_use_then_writes() {
     let dir = tempdir();
     let sink = sink(dir.path(), glean_local(), Duration::from_secs(30));
     let file = node_batch(dir.path(), "a.json", &["n1", "n2"]);
-    sink.write(&[file]).await.expect("first write creates and writes");
+    let written = sink.write(&[file]).await.expect("first write creates and writes");
+    assert!(written.created_database, "the first write says it created the database");
     assert_eq!(node_ids(&dir.path().join("db"), DB), ["n1", "n2"]);
+    let again = sink.write(&[node_batch(dir.path(), "b.json", &["n3"])]).await.expect("second write");
+    assert!(!again.created_database, "said once");
 }
 
 #[tokio::test]
@@ -35,7 +38,8 @@ async fn a_database_that_already_exists_is_fine() {
     first.write(&[node_batch(dir.path(), "a.json", &["n1"])]).await.expect("first sink writes");
     // A fresh sink creates again and gets "DB create failure: already exists", exit 3.
     let second = sink(dir.path(), glean_local(), Duration::from_secs(30));
-    second.write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("already exists counts as created");
+    let written = second.write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("already exists counts as created");
+    assert!(!written.created_database, "an existing database was not created anew");
     assert_eq!(node_ids(&dir.path().join("db"), DB), ["n1", "n2"]);
 }
 
@@ -45,7 +49,8 @@ async fn a_deleted_database_is_created_again_and_written() {
     let sink = sink(dir.path(), glean_local(), Duration::from_secs(30));
     sink.write(&[node_batch(dir.path(), "a.json", &["n1"])]).await.expect("first write");
     Catalog::new(dir.path().join("db")).delete(&DB.parse().expect("ref")).expect("delete database");
-    sink.write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("unknown database: recreate, write again");
+    let written = sink.write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("unknown database: recreate, write again");
+    assert!(written.created_database, "the re-created database holds nothing from before, and the sink says so");
     assert_eq!(node_ids(&dir.path().join("db"), DB), ["n2"]);
 }
 
@@ -123,7 +128,7 @@ async fn a_hanging_write_is_killed_with_its_whole_process_group() {
     let started = StdInstant::now();
     let err = sink.write(&[file]).await.expect_err("hangs");
     let took = started.elapsed();
-    assert!(matches!(err, SinkError::Timeout(_)), "{err:?}");
+    assert!(matches!(err, SinkError::Timeout { .. }), "{err:?}");
     assert!(took < Duration::from_secs(4), "returned {took:?} after a 1 s timeout");
     let (wrapper, child) = read_pids(&pids);
     // Reaped, not merely killed: no zombie either (init here does not reap; we are the subreaper).

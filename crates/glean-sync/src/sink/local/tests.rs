@@ -19,8 +19,9 @@ async fn creates_the_database_on_first_use_and_writes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let sink = sink(dir.path());
     assert!(!Catalog::new(dir.path().join("db")).exists(&db_ref()), "nothing is created before use");
-    sink.write(&[node_batch(dir.path(), "a.json", &["n1", "n2"])]).await.expect("write");
-    sink.write(&[node_batch(dir.path(), "b.json", &["n2", "n3"])]).await.expect("second write reuses the open database");
+    assert!(sink.write(&[node_batch(dir.path(), "a.json", &["n1", "n2"])]).await.expect("write").created_database);
+    let again = sink.write(&[node_batch(dir.path(), "b.json", &["n2", "n3"])]).await.expect("second write reuses the open database");
+    assert!(!again.created_database, "said once");
     assert_eq!(node_ids(&dir.path().join("db"), DB), ["n1", "n2", "n3"]);
 }
 
@@ -28,7 +29,8 @@ async fn creates_the_database_on_first_use_and_writes() {
 async fn an_existing_database_is_opened_not_recreated() {
     let dir = tempfile::tempdir().expect("temp dir");
     sink(dir.path()).write(&[node_batch(dir.path(), "a.json", &["n1"])]).await.expect("first sink");
-    sink(dir.path()).write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("second sink");
+    let second = sink(dir.path()).write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("second sink");
+    assert!(!second.created_database, "opened, not created");
     assert_eq!(node_ids(&dir.path().join("db"), DB), ["n1", "n2"]);
 }
 
@@ -68,7 +70,8 @@ async fn a_deleted_database_is_created_again() {
     let sink = sink(dir.path());
     sink.write(&[node_batch(dir.path(), "a.json", &["n1"])]).await.expect("write");
     Catalog::new(dir.path().join("db")).delete(&db_ref()).expect("delete");
-    sink.write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("write after delete");
+    let written = sink.write(&[node_batch(dir.path(), "b.json", &["n2"])]).await.expect("write after delete");
+    assert!(written.created_database, "the sink says the database is new");
     assert_eq!(node_ids(&dir.path().join("db"), DB), ["n2"], "written into the new database, not the unlinked file");
 }
 
