@@ -326,6 +326,17 @@ pub trait Ledger: Send + Sync + 'static {
     /// every case; `last_error` stays as history when the row is ingested or released.
     async fn finish(&self, ids: &[ExportId], owner: &str, outcome: &Outcome) -> Result<(), LedgerError>;
 
+    /// Extends `owner`'s hold on its in-flight `ids` to `lease` from now (a long write, such as
+    /// poison isolation, must not lose its rows to another claimer); other rows are left alone.
+    async fn renew(&self, ids: &[ExportId], owner: &str, lease: Duration) -> Result<(), LedgerError>;
+
+    /// Forgets what `db` was known to hold: its known facts, and its graphs' latest content
+    /// (versions keep counting). For a database that was created anew (deleted since), so
+    /// that later saves carry every fact instead of a delta against facts that are gone.
+    /// When no fact was known (the first creation), nothing was sent as a delta and the
+    /// graphs' content stays known, so the first re-save can still be found unchanged.
+    async fn forget_database(&self, db: &str) -> Result<(), LedgerError>;
+
     /// Puts every `in_flight` row of `owner` back to `pending` (a restart of that owner)
     /// and returns how many. Attempts stay counted: the interrupted write may have happened.
     async fn recover(&self, owner: &str) -> Result<u64, LedgerError>;

@@ -273,6 +273,24 @@ impl Ledger for PgLedger {
         Ok(())
     }
 
+    async fn renew(&self, ids: &[ExportId], owner: &str, lease: Duration) -> Result<(), LedgerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sql::RENEW).bind(ids).bind(owner).bind(lease_millis(lease)).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn forget_database(&self, db: &str) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let forgotten = sqlx::query(sql::FORGET_KNOWN_FACTS).bind(db).execute(&mut *tx).await?;
+        if forgotten.rows_affected() > 0 {
+            sqlx::query(sql::FORGET_CONTENT).bind(db).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn recover(&self, owner: &str) -> Result<u64, LedgerError> {
         let done = sqlx::query(sql::RECOVER).bind(owner).execute(&self.pool).await?;
         Ok(done.rows_affected())

@@ -88,8 +88,8 @@ use sqlx::query::QueryScalar;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::MutexGuard;
 use std::time::Duration;
+use tokio::sync::MutexGuard;
 
 /// How long a write waits for another process's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -324,6 +324,26 @@ impl Ledger for SqliteLedger {
             // What Glean now holds is known for the database, so later deltas leave it out.
             sqlx::query(sql::LEARN_FACTS).bind(ids_json.clone()).execute(&mut *tx).await?;
             sqlx::query(sql::FORGET_EXPORT_FACTS).bind(ids_json).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn renew(&self, ids: &[ExportId], owner: &str, lease: Duration) -> Result<(), LedgerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        let _turn = self.turn.lock().await;
+        sqlx::query(sql::RENEW).bind(ids_json(ids)).bind(owner).bind(now).bind(lease_until(now, lease)).execute(&self.relaxed).await?;
+        Ok(())
+    }
+
+    async fn forget_database(&self, db: &str) -> Result<(), LedgerError> {
+        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
+        let forgotten = sqlx::query(sql::FORGET_KNOWN_FACTS).bind(db).execute(&mut *tx).await?;
+        if forgotten.rows_affected() > 0 {
+            sqlx::query(sql::FORGET_CONTENT).bind(db).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -154,6 +154,22 @@ pub(crate) async fn expired_lease_lets_another_owner_claim(backend: &dyn Backend
     assert_eq!(state(&*ledger, short).await, ExportState::Ingested);
 }
 
+/// A renewed hold outlives its first lease; renewing rows one does not hold changes nothing.
+pub(crate) async fn renew_keeps_a_hold_past_its_first_lease(backend: &dyn Backend) {
+    let ledger = backend.open().await;
+    let [kept, lapsed]: [ExportId; 2] = insert_keyless(&*ledger, 2).await.try_into().expect("two ids");
+    let short = Duration::from_millis(300);
+    assert_eq!(ids(&ledger.claim(&[], 10, "a", short).await.expect("claim")), vec![kept, lapsed]);
+    ledger.renew(&[kept], "a", LEASE).await.expect("renew");
+    ledger.renew(&[lapsed], "b", LEASE).await.expect("renewing another owner's row is a no-op");
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+
+    assert_eq!(ledger.ready(10).await.expect("ready"), vec![lapsed], "only the row not renewed by its owner lapsed");
+    assert_eq!(ids(&ledger.claim(&[], 10, "b", LEASE).await.expect("claim")), vec![lapsed]);
+    ledger.finish(&[kept], "a", &Outcome::Ingested).await.expect("finish");
+    assert_eq!(state(&*ledger, kept).await, ExportState::Ingested, "a still held it");
+}
+
 /// Ten thousand rows, most already delivered, some graphs long: claims still work through them.
 pub(crate) async fn large_ledger_still_claims(backend: &dyn Backend) {
     let ledger = backend.open().await;

@@ -178,6 +178,29 @@ pub(crate) async fn facts_become_known_when_ingested(backend: &dyn Backend) {
     assert!(ledger.known_facts("db1", &many).await.expect("known").iter().all(|k| !k), "large lookups are chunked");
 }
 
+/// A database created anew is known to hold nothing, and no re-save of a graph is unchanged
+/// for it; versions keep counting, and other databases keep what they know. Created for the
+/// first time (nothing known yet), its graphs' content stays known: nothing was sent as a delta.
+pub(crate) async fn forgetting_a_database_forgets_its_facts_and_content(backend: &dyn Backend) {
+    use crate::ledger::VersionSlot::{New, Unchanged};
+    let ledger = backend.open().await;
+    let a = [7u8; 16];
+    for db in ["db1", "db2"] {
+        assert_eq!(ledger.begin_version(db, "g", "h1").await.expect("begin"), New { version: 1 });
+        ledger.forget_database(db).await.expect("the first creation forgets nothing");
+        let v1 = NewExport { db: db.into(), facts: vec![a], ..super::versioned("g", 1) };
+        let id = ledger.insert(&v1).await.expect("insert");
+        ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
+        ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
+        assert!(matches!(ledger.begin_version(db, "g", "h1").await.expect("begin"), Unchanged { version: 1, .. }));
+    }
+    ledger.forget_database("db1").await.expect("forget");
+    assert_eq!(ledger.known_facts("db1", &[a]).await.expect("known"), [false]);
+    assert_eq!(ledger.begin_version("db1", "g", "h1").await.expect("begin"), New { version: 2 }, "same content, sent again");
+    assert_eq!(ledger.known_facts("db2", &[a]).await.expect("known"), [true], "other databases keep theirs");
+    assert!(matches!(ledger.begin_version("db2", "g", "h1").await.expect("begin"), Unchanged { version: 1, .. }));
+}
+
 /// An export can be recorded dead at once, with its reason.
 pub(crate) async fn an_export_can_be_recorded_dead(backend: &dyn Backend) {
     let ledger = backend.open().await;

@@ -216,6 +216,17 @@ pub(super) const FINISH_RELEASED: &str =
 pub(super) const FINISH_POSTPONED: &str =
     concat!("UPDATE exports SET state = 'pending', attempts = GREATEST(attempts - 1, 0), last_error = $3, ", release_hold!(), held!());
 
+/// `renew`: the owner's hold on its in-flight rows lasts `lease` from now. Binds: ids, owner, lease (ms).
+pub(super) const RENEW: &str =
+    concat!("UPDATE exports SET lease_until = ", now!(), " + $3 * interval '1 millisecond', updated_at = ", now!(), held!());
+
+/// `forget_database`: nothing is known to be held by a database created anew. Binds: db.
+pub(super) const FORGET_KNOWN_FACTS: &str = "DELETE FROM known_facts WHERE db = $1";
+
+/// `forget_database`: no graph's content is known to be there either, so no re-save is
+/// skipped as unchanged (versions keep counting); run only when facts were forgotten. Binds: db.
+pub(super) const FORGET_CONTENT: &str = "UPDATE graphs SET content_hash = '' WHERE db = $1";
+
 /// The row of a batch file. Binds: batch_file.
 pub(super) const BY_FILE: &str = concat!("SELECT ", columns!(), " FROM exports WHERE batch_file = $1 ORDER BY id LIMIT 1");
 

@@ -178,6 +178,16 @@ pub(super) const FINISH_POSTPONED: &str = concat!(
     held!()
 );
 
+/// `renew`: the owner's hold on its in-flight rows lasts until a new time. Binds: ids, owner, now, lease_until.
+pub(super) const RENEW: &str = concat!("UPDATE exports NOT INDEXED SET lease_until = ?4, updated_at = ?3", held!());
+
+/// `forget_database`: nothing is known to be held by a database created anew. Binds: db.
+pub(super) const FORGET_KNOWN_FACTS: &str = "DELETE FROM known_facts WHERE db = ?1";
+
+/// `forget_database`: no graph's content is known to be there either, so no re-save is
+/// skipped as unchanged (versions keep counting); run only when facts were forgotten. Binds: db.
+pub(super) const FORGET_CONTENT: &str = "UPDATE graphs SET content_hash = '' WHERE db = ?1";
+
 /// The row of a batch file. Binds: batch_file.
 pub(super) const BY_FILE: &str = concat!("SELECT ", columns!(), " FROM exports WHERE batch_file = ?1");
 
