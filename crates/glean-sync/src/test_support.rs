@@ -109,6 +109,10 @@ pub(crate) struct Wrapper {
     random: Option<(u32, u32)>,
     /// Act like an unreachable server while this file exists.
     down_while: Option<PathBuf>,
+    /// Die of SIGSEGV when a file argument contains this text (a batch that crashes glean).
+    crash_on: Option<String>,
+    /// After a successful `glean-local write`, append its file arguments (one per line) to this file.
+    written_log: Option<PathBuf>,
 }
 
 impl Wrapper {
@@ -152,6 +156,16 @@ impl Wrapper {
         self.down_while = Some(flag.to_owned());
         self
     }
+    /// Crash (SIGSEGV) whenever one of the files given contains `marker`.
+    pub(crate) fn crash_on(mut self, marker: &str) -> Self {
+        self.crash_on = Some(marker.to_owned());
+        self
+    }
+    /// Record the files of every write that succeeded in `log`, one per line.
+    pub(crate) fn log_written(mut self, log: &Path) -> Self {
+        self.written_log = Some(log.to_owned());
+        self
+    }
     /// Record every argv in `log`.
     pub(crate) fn log_argv(mut self, log: &Path) -> Self {
         self.argv_log = Some(log.to_owned());
@@ -193,6 +207,10 @@ impl Wrapper {
                  if [ $r -ge $((100 - {hang})) ]; then exec sleep 1000; fi"
             );
         }
+        if let Some(marker) = &self.crash_on {
+            let _ =
+                writeln!(faults, "for f in \"$@\"; do if [ -f \"$f\" ] && grep -qF {} \"$f\"; then kill -SEGV $$; fi; done", quote(marker));
+        }
         if let Some(flag) = &self.down_while {
             let _ = writeln!(faults, "if [ -e {} ]; then echo 'DB create failure: Connection refused' >&2; exit 3; fi", quote(flag));
         }
@@ -202,7 +220,19 @@ impl Wrapper {
             }
             None => s.push_str(&faults),
         }
-        let _ = writeln!(s, "exec {} \"$@\"", quote(&glean_local()));
+        match &self.written_log {
+            Some(log) => {
+                let _ = writeln!(s, "{} \"$@\" || exit $?", quote(&glean_local()));
+                let _ = writeln!(
+                    s,
+                    "if [ \"$1\" = write ]; then for f in \"$@\"; do case \"$f\" in *.json|*.json.zst) echo \"$f\" >> {};; esac; done; fi",
+                    quote(log)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "exec {} \"$@\"", quote(&glean_local()));
+            }
+        }
         s
     }
 }
@@ -210,6 +240,16 @@ impl Wrapper {
 /// Quotes a value for bash (single quotes).
 fn quote(value: &(impl AsRef<std::ffi::OsStr> + ?Sized)) -> String {
     format!("'{}'", value.as_ref().to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// How many times each file was in a successful write (`Wrapper::log_written`), by file name.
+pub(crate) fn written_counts(log: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let name = Path::new(line).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// The argv lists recorded by `Wrapper::log_argv`.

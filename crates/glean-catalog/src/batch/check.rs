@@ -459,7 +459,10 @@ fn default(schema: &Schema, field: &str, ty: &Type, out: &mut String) -> R<()> {
             out.push('}');
         }
         Type::Predicate(p) => {
-            return Err(Fail::new(format!("Field '{field}' is missing, but it has a predicate type: {}", schema.predicate(*p).full_name())));
+            return Err(Fail::new(format!(
+                "Field '{field}' is missing, but it has a predicate type: {}",
+                schema.predicate(*p).full_name()
+            )));
         }
     }
     Ok(())

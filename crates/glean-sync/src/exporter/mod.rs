@@ -8,8 +8,9 @@
 //! with a backlog. A worker woken by queued ids claims the oldest ready
 //! exports (up to `max_files`; the ledger enforces per-graph order), makes
 //! one sink call for all of them, and records the outcome decided by the
-//! retry policy. A batch Glean
-//! rejects is isolated so the others in the same call still get written.
+//! retry policy. When such a call fails, the batch at fault is isolated
+//! (named by Glean, or found by halving the set), so the others in the same
+//! call still get written and keep their attempts.
 //!
 //! Shutdown stops intake (saves fail, workers take nothing new), lets writes
 //! in flight finish within the shutdown timeout, then cancels what is left:
@@ -21,7 +22,7 @@ mod retry;
 mod save;
 mod stats;
 
-pub use retry::RetryPolicy;
+pub use retry::{Failure, RetryPolicy};
 pub use stats::{Percentiles, StatsSnapshot};
 
 use crate::batch::{BatchDir, BatchFileError, Predicates};
@@ -45,8 +46,9 @@ use tracing::{info, warn};
 /// (retries coming due, exports saved by other nodes).
 const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How long cancelled writes get to record their release after the shutdown timeout.
-const RELEASE_GRACE: Duration = Duration::from_secs(5);
+/// The longest part of the shutdown timeout kept for cancelling writes still in flight
+/// (killing and reaping glean, recording the release), so that shutdown ends within it.
+const RELEASE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a save failed. Nothing was recorded when it fails.
 #[derive(Debug, thiserror::Error)]
@@ -316,15 +318,17 @@ impl Exporter {
         s.intake_stop.cancel();
         self.tasks.close();
         let in_flight = s.stats.in_flight.load(Ordering::Relaxed);
-        info!(in_flight, timeout_secs = s.config.shutdown_timeout.as_secs(), "shutting down: waiting for writes in flight");
-        if tokio::time::timeout(s.config.shutdown_timeout, self.tasks.wait()).await.is_ok() {
+        let timeout = s.config.shutdown_timeout;
+        info!(in_flight, timeout_secs = timeout.as_secs(), "shutting down: waiting for writes in flight");
+        let grace = (timeout / 5).min(RELEASE_GRACE);
+        if tokio::time::timeout(timeout - grace, self.tasks.wait()).await.is_ok() {
             info!("shutdown complete: every write in flight finished");
             return ShutdownReport::Drained;
         }
-        warn!("shutdown timeout passed: cancelling writes in flight; they stay pending for the next start");
+        warn!("shutdown timeout is near: cancelling writes in flight; they stay pending for the next start");
         s.hard_stop.cancel();
-        if tokio::time::timeout(RELEASE_GRACE, self.tasks.wait()).await.is_err() {
-            warn!("some workers did not stop; their exports are recovered at the next start");
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            warn!("some workers did not stop in time; their exports are recovered at the next start");
         }
         ShutdownReport::TimedOut
     }
@@ -403,99 +407,108 @@ impl Shared {
     }
 
     /// Writes the claimed exports and decides each one's outcome.
+    ///
+    /// One sink call for all of them; when a call of several files fails (other than
+    /// with the sink down), the files at fault are found and the rest delivered: the
+    /// file Glean names is set apart, otherwise the set is split in halves and each
+    /// half written again. An export that failed before is written alone from the
+    /// start, so one bad batch never holds back, nor spends the attempts of, others.
+    /// A claim holds at most one export per graph, so splitting never reorders versions.
     async fn deliver(&self, exports: &[Export]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; exports.len()];
-        let mut paths = Vec::with_capacity(exports.len());
-        let mut remaining: Vec<usize> = Vec::new();
+        let mut together = Vec::new();
+        let mut groups = Vec::new();
         for (i, e) in exports.iter().enumerate() {
             match self.batch_file(e).await {
-                Ok(path) => {
-                    paths.push(path);
-                    remaining.push(i);
-                }
-                Err(outcome) => {
-                    paths.push(PathBuf::new());
-                    outcomes[i] = Some(outcome);
+                Ok(path) if e.attempts > 1 => groups.push(vec![(i, path)]),
+                Ok(path) => together.push((i, path)),
+                Err(failure) => {
+                    self.stats.failed(1, failure.cause(), &failure.to_string());
+                    outcomes[i] = Some(self.decide(&failure, e));
                 }
             }
         }
-        while !remaining.is_empty() {
-            let batch: Vec<PathBuf> = remaining.iter().map(|&i| paths[i].clone()).collect();
-            match self.write(&batch).await {
-                Ok(()) => self.settle_all(&mut outcomes, &remaining, |_| Outcome::Ingested),
-                Err(None) => self.settle_all(&mut outcomes, &remaining, |_| Outcome::Released),
-                Err(Some(SinkError::Rejected { file: Some(bad), reason })) if remaining.len() > 1 => {
-                    // Glean named the poisoned file: it dies, and the others are written again without it.
-                    if let Some(pos) = remaining.iter().position(|&i| paths[i] == bad) {
-                        let i = remaining.remove(pos);
-                        self.stats.failed(1, "rejected", &reason);
-                        outcomes[i] = Some(Outcome::Dead { error: format!("batch rejected: {reason}") });
-                        continue;
+        if !together.is_empty() {
+            groups.push(together);
+        }
+        let mut first = true;
+        // A stack, last group first: the coalesced one, then suspects; halves left before right.
+        while let Some(mut group) = groups.pop() {
+            if !std::mem::take(&mut first) {
+                self.renew(exports, &outcomes).await;
+            }
+            let paths: Vec<PathBuf> = group.iter().map(|(_, p)| p.clone()).collect();
+            match self.write(&paths).await {
+                Ok(()) => settle(&mut outcomes, &group, |_| Outcome::Ingested),
+                Err(None) => settle(&mut outcomes, &group, |_| Outcome::Released),
+                Err(Some(e)) if group.len() > 1 && !e.is_outage() => match named(&group, &e) {
+                    // Glean named the file at fault: it alone fails, the others go again without it.
+                    Some(pos) => {
+                        let (i, _) = group.remove(pos);
+                        self.stats.failed(1, e.cause(), &e.to_string());
+                        outcomes[i] = Some(self.decide(&Failure::Sink(e), &exports[i]));
+                        groups.push(group);
                     }
-                    self.isolate(exports, &paths, &remaining, &mut outcomes).await;
-                }
-                Err(Some(SinkError::Rejected { .. })) if remaining.len() > 1 => {
-                    self.isolate(exports, &paths, &remaining, &mut outcomes).await;
-                }
+                    None => groups.extend(halves(group)),
+                },
                 Err(Some(e)) => {
-                    self.stats.failed(remaining.len() as u64, e.cause(), &e.to_string());
-                    self.settle_all(&mut outcomes, &remaining, |i| self.decide(&e, &exports[i]));
+                    self.stats.failed(group.len() as u64, e.cause(), &e.to_string());
+                    let failure = Failure::Sink(e);
+                    settle(&mut outcomes, &group, |i| self.decide(&failure, &exports[i]));
                 }
             }
-            break;
         }
         outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Released)).collect()
     }
 
+    /// Extends the hold on the exports still being written, so a long isolation never
+    /// loses them to another claimer; a failure only risks a second write, which is harmless.
+    async fn renew(&self, exports: &[Export], outcomes: &[Option<Outcome>]) {
+        let open: Vec<ExportId> = exports.iter().zip(outcomes).filter(|(_, o)| o.is_none()).map(|(e, _)| e.id).collect();
+        if let Err(e) = self.ledger.renew(&open, &self.owner, self.config.lease).await {
+            warn!(error = %e, exports = ?open, "cannot renew the lease of exports being written");
+        }
+    }
+
     /// The file to hand the sink: the local batch file, or, on a shared ledger, a
     /// copy of the payload of an export another node saved.
-    async fn batch_file(&self, e: &Export) -> Result<PathBuf, Outcome> {
+    async fn batch_file(&self, e: &Export) -> Result<PathBuf, Failure> {
         let local = self.path_of(e);
         if local.exists() || !self.ledger.shared() {
-            return reconcile::check_file(self.batches.path(), e).map(|()| local).map_err(|error| Outcome::Dead { error });
+            return reconcile::check_file(self.batches.path(), e).map(|()| local).map_err(Failure::BadFile);
         }
         match self.ledger.payload(e.id).await {
             Ok(Some(bytes)) => reconcile::cache_payload(self.batches.path(), e, &bytes)
-                .map_err(|err| Outcome::Postponed { error: format!("cannot copy the batch here: {err}") }),
-            Ok(None) => Err(Outcome::Dead {
-                error: format!("batch file {} is not on this node and the shared ledger holds no payload for it", e.batch_file),
-            }),
-            Err(err) => Err(Outcome::Postponed { error: format!("cannot fetch the batch from the shared ledger: {err}") }),
+                .map_err(|err| Failure::Unavailable(format!("cannot copy the batch here: {err}"))),
+            Ok(None) => Err(Failure::BadFile(format!(
+                "batch file {} is not on this node and the shared ledger holds no payload for it",
+                e.batch_file
+            ))),
+            Err(err) => Err(Failure::Unavailable(format!("cannot fetch the batch from the shared ledger: {err}"))),
         }
     }
 
-    /// Writes each file alone, so one rejected batch cannot hold back the others.
-    async fn isolate(&self, exports: &[Export], paths: &[PathBuf], which: &[usize], outcomes: &mut [Option<Outcome>]) {
-        for &i in which {
-            outcomes[i] = Some(match self.write(std::slice::from_ref(&paths[i])).await {
-                Ok(()) => Outcome::Ingested,
-                Err(None) => Outcome::Released,
-                Err(Some(e)) => {
-                    self.stats.failed(1, e.cause(), &e.to_string());
-                    self.decide(&e, &exports[i])
-                }
-            });
-        }
-    }
-
-    fn settle_all(&self, outcomes: &mut [Option<Outcome>], which: &[usize], decide: impl Fn(usize) -> Outcome) {
-        for &i in which {
-            outcomes[i] = Some(decide(i));
-        }
-    }
-
-    fn decide(&self, error: &SinkError, export: &Export) -> Outcome {
+    /// The retry policy's outcome for this export's attempt failing.
+    fn decide(&self, failure: &Failure, export: &Export) -> Outcome {
         let attempt = u32::try_from(export.attempts).unwrap_or(u32::MAX);
-        self.config.retry.decide(error, attempt, Utc::now())
+        self.config.retry.decide(failure, attempt, Utc::now())
     }
 
     /// One sink call; `Err(None)` when the shutdown timeout cancelled it. Tells the gate how it went.
     async fn write(&self, paths: &[PathBuf]) -> Result<(), Option<SinkError>> {
         let Some(sink) = &self.sink else { return Err(None) };
+        if self.hard_stop.is_cancelled() {
+            return Err(None);
+        }
         let started = std::time::Instant::now();
         // The sink stops at a hard stop and cleans up (kills and reaps glean) before returning.
         let result = match sink.write_until(paths, &self.hard_stop).await {
-            Ok(()) => Ok(()),
+            Ok(written) => {
+                if written.created_database {
+                    self.forget_database().await;
+                }
+                Ok(())
+            }
             Err(SinkError::Cancelled) => Err(None),
             Err(e) => Err(Some(e)),
         };
@@ -506,6 +519,16 @@ impl Shared {
             Err(_) => {}
         }
         result
+    }
+
+    /// The sink had to create the database: nothing from before is in it, so later saves
+    /// must carry every fact (this call's facts become known as it is recorded).
+    async fn forget_database(&self) {
+        let known = self.ledger.forget_database(&self.db).await;
+        match known {
+            Ok(()) => info!(db = %self.db, "the glean database was created anew: saves from now on carry all their facts"),
+            Err(e) => warn!(db = %self.db, error = %e, "the glean database was created anew, but the ledger cannot forget what it held"),
+        }
     }
 
     /// Stores each outcome in the ledger, logs it, counts it and announces it.
@@ -526,6 +549,9 @@ impl Shared {
                 for e in &ingested {
                     info!(export_id = e.id, file = %e.batch_file, state = "ingested", "export ingested");
                     self.announce(e.id, ExportState::Ingested, None);
+                    if self.ledger.shared() {
+                        reconcile::drop_cached_payload(self.batches.path(), e);
+                    }
                 }
                 self.stats.ingested(ingested.iter().map(|e| (now - e.created_at).to_std().unwrap_or_default()));
             }
@@ -549,7 +575,6 @@ impl Shared {
                 self.announce(e.id, ExportState::Failed, Some(error.clone()));
             }
             Outcome::Dead { error } => {
-                Stats::add(&self.stats.dead, 1);
                 crate::metrics::dead();
                 warn!(export_id = e.id, attempt = e.attempts, reason = %error, state = "dead", "export is dead; replay it once the cause is fixed");
                 self.announce(e.id, ExportState::Dead, Some(error.clone()));
@@ -586,6 +611,27 @@ impl Shared {
         // No receiver is fine: nobody is waiting.
         let _ = self.completions.send(Completion { id, state, error });
     }
+}
+
+/// Gives every export of `group` its outcome.
+fn settle(outcomes: &mut [Option<Outcome>], group: &[(usize, PathBuf)], decide: impl Fn(usize) -> Outcome) {
+    for &(i, _) in group {
+        outcomes[i] = Some(decide(i));
+    }
+}
+
+/// Where in `group` is the file a rejection names, if it names one of them.
+fn named(group: &[(usize, PathBuf)], error: &SinkError) -> Option<usize> {
+    match error {
+        SinkError::Rejected { file: Some(bad), .. } => group.iter().position(|(_, p)| p == bad),
+        _ => None,
+    }
+}
+
+/// A group's two halves, as the stack of groups to write takes them: the first half is written first.
+fn halves(mut group: Vec<(usize, PathBuf)>) -> [Vec<(usize, PathBuf)>; 2] {
+    let second = group.split_off(group.len() / 2);
+    [second, group]
 }
 
 /// Feeds the queue from the ledger: the backlog, retries that came due, other nodes' saves.

@@ -8,7 +8,9 @@
 //! does not grow with the history. Before each delivery: a missing batch file
 //! makes its export dead, and one whose size is not the size recorded at save
 //! (truncated or damaged) is moved aside to `.corrupt/` and its export made
-//! dead with the reason, never retried in a loop.
+//! dead with the reason, never retried in a loop (a watched file, another
+//! program's, is left where it is). Copies of other nodes' batches (shared
+//! ledger) are removed once delivered.
 
 use super::Shared;
 use crate::ledger::{Export, LedgerError, NewExport};
@@ -38,7 +40,17 @@ pub(super) async fn export_dir(shared: &Shared) -> Result<(), LedgerError> {
             continue;
         }
         let path = dir.join(&name);
-        let export = describe(&path, &name, &shared.db);
+        let mut export = describe(&path, &name, &shared.db);
+        if shared.ledger.shared() {
+            // Any node may deliver it: the shared ledger carries its bytes, as for a save.
+            match std::fs::read(&path) {
+                Ok(bytes) => export.payload = Some(bytes),
+                Err(e) => {
+                    warn!(file = %name, error = %e, "cannot read a batch file saved just before a crash; left for the next start");
+                    continue;
+                }
+            }
+        }
         let id = shared.ledger.insert(&export).await?;
         info!(export_id = id, file = %name, state = "pending", "adopted a batch file saved just before a crash (its save was never acknowledged)");
     }
@@ -139,6 +151,14 @@ pub(super) fn check_file(dir: &Path, export: &Export) -> Result<(), String> {
     if export.bytes <= 0 || size == export.bytes as u64 {
         return Ok(());
     }
+    if Path::new(&export.batch_file).is_absolute() {
+        // A watched file belongs to the program that wrote it: never moved.
+        return Err(format!(
+            "batch file {} changed after it was recorded: {size} bytes, {} then; left where it is",
+            path.display(),
+            export.bytes
+        ));
+    }
     let moved = move_aside(dir, &export.batch_file);
     Err(format!(
         "batch file {} is truncated or damaged: {size} bytes, {} when saved; {}",
@@ -169,12 +189,20 @@ pub(super) fn cache_payload(dir: &Path, export: &Export, bytes: &[u8]) -> std::i
     Ok(path)
 }
 
+/// Removes the copy of another node's batch made for an export now ingested (none: nothing to do).
+pub(super) fn drop_cached_payload(dir: &Path, export: &Export) {
+    let Some(base) = Path::new(&export.batch_file).file_name() else { return };
+    match std::fs::remove_file(dir.join(REMOTE_DIR).join(base)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!(file = %export.batch_file, error = %e, "cannot remove the copy of a delivered batch"),
+    }
+}
+
 fn move_aside(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     let aside = dir.join(CORRUPT_DIR);
     std::fs::create_dir_all(&aside)?;
-    // A watched file's `name` is an absolute path: only its file name goes under `.corrupt/`.
-    let base = Path::new(name).file_name().unwrap_or_else(|| std::ffi::OsStr::new(name));
-    let to = aside.join(base);
+    let to = aside.join(name);
     std::fs::rename(dir.join(name), &to)?;
     Ok(to)
 }

@@ -109,7 +109,6 @@ impl Exporter {
         let id = shared.ledger.insert(&new).await?;
         match &new.dead {
             Some(reason) => {
-                Stats::add(&shared.stats.dead, 1);
                 crate::metrics::dead();
                 tracing::warn!(export_id = id, file = %path.display(), reason = %reason, state = "dead", "watched batch file is invalid");
             }

@@ -26,7 +26,6 @@ pub(crate) struct Stats {
     pub successful_exports: AtomicU64,
     pub failed_exports: AtomicU64,
     pub retries: AtomicU64,
-    pub dead: AtomicU64,
     pub skipped: AtomicU64,
     pub duplicate_nodes: AtomicU64,
     pub duplicate_edges: AtomicU64,

@@ -115,3 +115,32 @@ async fn an_unwritable_export_dir_fails_the_save_and_records_nothing() {
     assert!(matches!(err, SaveError::File(_)), "{err}");
     assert_eq!(exp.stats().await.expect("stats").pending, 0, "no ledger row without a file");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_created_anew_gets_every_fact_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exp = exporter(dir.path(), true, 10).await;
+    let v = |nodes: &str| Graph::from_json(format!(r#"{{"graph_id":"g","nodes":[{nodes}]}}"#).as_bytes()).expect("graph");
+    let ingest = |r: SaveReceipt| {
+        let exp = exp.clone();
+        async move {
+            let done = tokio::time::timeout(Duration::from_secs(10), exp.wait_for(&[r.export_id], |_| {})).await.expect("in time");
+            assert_eq!(done.expect("ledger")[0].state, ExportState::Ingested);
+        }
+    };
+    ingest(exp.save(v(r#"{"id":"a"},{"id":"b"}"#)).await.expect("v1")).await;
+    let catalog = glean_catalog::store::Catalog::new(dir.path().join("db"));
+    catalog.delete(&TEST_DB.parse().expect("db")).expect("an operator deletes the database");
+
+    // v2's batch was made against what the old database held: only the new node.
+    let v2 = exp.save(v(r#"{"id":"a"},{"id":"b"},{"id":"c"}"#)).await.expect("v2");
+    assert_eq!(v2.node_count, 1);
+    ingest(v2).await;
+    assert_eq!(crate::test_support::node_ids(&dir.path().join("db"), TEST_DB), ["c"]);
+    // The sink created the database anew, so the same content is no longer "unchanged", and carries everything.
+    let v3 = exp.save(v(r#"{"id":"a"},{"id":"b"},{"id":"c"}"#)).await.expect("v3");
+    assert_eq!((v3.state, v3.graph_version, v3.node_count), (SaveState::Queued, Some(3), 2), "all but the fact the new database got");
+    ingest(v3).await;
+    assert_eq!(crate::test_support::node_ids(&dir.path().join("db"), TEST_DB), ["a", "b", "c"]);
+    exp.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! Delivery under faults: random failures and hangs, poison batches, outages,
 //! a full disk, kills at random, shutdown during hangs and backoff.
 
-use crate::test_support::{SyncEnv, Wrapper, graph_files, recorded_argvs, saved_batch, sigterm, text};
+use crate::test_support::{SyncEnv, Wrapper, graph_files, recorded_argvs, saved_batch, sigterm, text, write_file, written_counts};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,8 @@ fn half_written(dir: &Path) -> Vec<String> {
 #[test]
 fn random_failures_and_hangs_end_with_every_save_ingested_once() {
     let env = SyncEnv::new();
-    let glean = Wrapper::default().only_for("write").random_faults(30, 5).write(env.dir.path(), "flaky-glean");
+    let written = env.path("written.log");
+    let glean = Wrapper::default().only_for("write").random_faults(30, 5).log_written(&written).write(env.dir.path(), "flaky-glean");
     let env = env
         .with("GLEAN_BIN", &glean.to_string_lossy())
         .with("GLEAN_WRITE_TIMEOUT_SECS", "1")
@@ -58,11 +59,55 @@ fn random_failures_and_hangs_end_with_every_save_ingested_once() {
     assert_eq!(manifests.len(), 2000);
     assert_eq!(manifests.iter().collect::<BTreeSet<_>>().len(), 2000, "each export once in the catalog");
     assert_eq!(env.facts("agenticAiETH.ETL.Node.1").len(), 4000);
+    // Exactly once: every batch file was in one successful glean write, no more.
+    let writes = written_counts(&written);
+    assert_eq!(writes.keys().cloned().collect::<BTreeSet<_>>(), manifests.iter().cloned().collect::<BTreeSet<_>>());
+    let twice: Vec<_> = writes.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "batch files written more than once: {twice:?}");
     let status = env.status();
     assert_eq!((status["counts"]["ingested"].as_u64(), status["counts"]["dead"].as_u64()), (Some(2000), Some(0)));
     assert_eq!(status["counts"]["pending"], 0);
-    let failed_attempts: i64 = ledger_rows(&env).iter().map(|e| e.attempts - 1).sum();
+    let failed_attempts: u64 = ledger_rows(&env).iter().map(|e| (e.attempts - 1) as u64).sum();
+    // The run's stats agree with the ledger: every export ingested, each failed attempt retried.
+    let stats = push_stats(&out.stdout);
+    assert_eq!((stats["total_exports"].as_u64(), stats["successful_exports"].as_u64()), (Some(2000), Some(2000)), "{stats}");
+    assert_eq!(stats["retries"].as_u64(), Some(failed_attempts), "one retry per failed attempt in the ledger: {stats}");
+    assert_eq!(stats["failed_exports"].as_u64(), Some(failed_attempts), "{stats}");
+    assert_eq!((stats["pending"].as_u64(), stats["dead"].as_u64(), stats["ingested_total"].as_u64()), (Some(0), Some(0), Some(2000)));
     eprintln!("faults: 2000 graphs, {failed_attempts} failed or timed-out attempts retried, 0 lost, 0 duplicated");
+}
+
+/// The `stats {...}` line `push` prints at the end.
+fn push_stats(stdout: &[u8]) -> serde_json::Value {
+    let out = text(stdout);
+    let line = out.lines().find_map(|l| l.strip_prefix("stats ")).expect("push prints its stats");
+    serde_json::from_str(line).expect("stats are JSON")
+}
+
+#[test]
+fn a_batch_that_crashes_glean_dies_alone_and_the_others_keep_their_attempts() {
+    let env = SyncEnv::new();
+    let glean = Wrapper::default().only_for("write").crash_on("poison-marker").write(env.dir.path(), "crashing-glean");
+    let env = env
+        .with("GLEAN_BIN", &glean.to_string_lossy())
+        .with("GLEAN_WRITE_MAX_FILES", "16")
+        .with("GLEAN_MAX_ATTEMPTS", "3")
+        .with("GLEAN_RETRY_BASE_MS", "10")
+        .with("GLEAN_RETRY_MAX_MS", "50");
+    let mut files = graph_files(&env.path("graphs"), 30, 2);
+    let poison = write_file(&env.path("graphs"), "poison.json", r#"{"graph_id":"p","nodes":[{"id":"poison-marker","type":"column"}]}"#);
+    files.insert(9, poison);
+    let out = env.clone_with("GLEAN_REALTIME_ENABLE", "false").push(&files);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = env.run(&["drain"]);
+    assert_eq!(out.status.code(), Some(1), "drain names the dead export: {}", text(&out.stderr));
+    assert_eq!(env.manifest_files().len(), 30, "every good batch is ingested");
+    let rows = ledger_rows(&env);
+    let (dead, good): (Vec<_>, Vec<_>) = rows.iter().partition(|e| e.graph_key.as_deref() == Some("p"));
+    assert_eq!((dead[0].state.as_str(), dead[0].attempts), ("dead", 3), "the crashing batch used its own attempts");
+    assert!(dead[0].last_error.as_deref().unwrap_or_default().contains("signal 11"), "{:?}", dead[0].last_error);
+    assert!(good.iter().all(|e| e.attempts == 1), "the good batches spent no attempt on the bad one: {good:?}");
 }
 
 /// Makes a batch file schema-invalid without changing its size: a `kind` string becomes a number.
@@ -327,7 +372,8 @@ fn shutdown_during_a_hung_write_ends_within_the_timeout_and_keeps_the_export() {
     sigterm(&child);
     child.wait().expect("push exits");
     let took = asked.elapsed();
-    assert!(took < Duration::from_secs(8), "shutdown took {took:?} with a 2 s timeout");
+    // Within the timeout, give or take the process's own exit.
+    assert!(took < Duration::from_millis(2500), "shutdown took {took:?} with a 2 s timeout");
     let (wrapper, sleeper) = crate::test_support::read_pids(&pids);
     for pid in [wrapper, sleeper] {
         assert_eq!(crate::test_support::process_state(pid), None, "the hung write {pid} was killed");
