@@ -8,7 +8,9 @@
 //!   (8 producers saving concurrently; coalescing on also with 1 producer, bound by save latency);
 //! - delta: re-save of a 100,000-node graph with 1% of nodes changed, delta vs full;
 //! - visible: save-to-visible latency at 10 graphs/s with a 50 ms glean;
-//! - http: `POST /knowledge-graph` requests/s and latency, 16 concurrent clients, server peak RSS.
+//! - http: `POST /knowledge-graph` requests/s and latency, 16 concurrent clients, server peak RSS;
+//! - cluster: graphs/s of 1, 2 and 3 `glean-sync drain` nodes on one PostgreSQL ledger, and
+//!   claim latency under contention (needs `GLEAN_SYNC_TEST_DATABASE_URL`; not run by default).
 
 #[path = "../src/test_support.rs"]
 mod test_support;
@@ -17,14 +19,16 @@ use glean_sync::batch::{BatchDir, Compression, Predicates};
 use glean_sync::config::ExporterConfig;
 use glean_sync::exporter::{Exporter, Parts, RetryPolicy};
 use glean_sync::graph::Graph;
+use glean_sync::ledger::postgres::PgLedger;
 use glean_sync::ledger::sqlite::SqliteLedger;
+use glean_sync::ledger::{Ledger, NewExport, Outcome};
 use glean_sync::sink::Sink;
 use glean_sync::sink::cli::{CliSink, CliSinkConfig, Target};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use test_support::{TEST_DB, Wrapper, schema_dir};
+use test_support::{PgSchema, SyncEnv, TEST_DB, Wrapper, graph_files, schema_dir};
 
 fn exporter_config(workers: usize, max_files: usize) -> ExporterConfig {
     ExporterConfig {
@@ -391,6 +395,103 @@ async fn visible_latency() {
     exp.shutdown().await;
 }
 
+/// Seconds for `nodes` `glean-sync drain` processes sharing one PostgreSQL ledger to deliver
+/// a backlog of `graphs` 50-node graphs saved beforehand in batch mode (2 workers each, 50 ms glean).
+fn cluster_drain(nodes: usize, graphs: usize, max_files: usize) -> Option<f64> {
+    let schema = PgSchema::from_env("cluster benchmark")?;
+    let first = SyncEnv::new();
+    let glean = slow_glean(first.dir.path());
+    let db_root = first.db_root().to_string_lossy().into_owned();
+    let envs: Vec<SyncEnv> = std::iter::once(first)
+        .chain((1..nodes).map(|_| SyncEnv::new()))
+        .map(|env| {
+            env.with("GLEAN_SYNC_DATABASE_URL", &schema.url)
+                .with("GLEAN_SYNC_DATABASE_SCHEMA", &schema.name)
+                .with("GLEAN_DB_ROOT", &db_root)
+                .with("GLEAN_BIN", &glean.to_string_lossy())
+                .with("GLEAN_REALTIME_WORKERS", "2")
+                .with("GLEAN_WRITE_MAX_FILES", &max_files.to_string())
+        })
+        .collect();
+    let files = graph_files(&envs[0].path("graphs"), graphs, 50);
+    let saved = envs[0].clone_with("GLEAN_REALTIME_ENABLE", "false").push(&files);
+    assert!(saved.status.success(), "batch-mode push: {}", test_support::text(&saved.stderr));
+    let started = Instant::now();
+    let drains: Vec<_> =
+        envs.iter().map(|env| env.command(&["drain"]).stdout(std::process::Stdio::null()).spawn().expect("drain")).collect();
+    for mut drain in drains {
+        assert!(drain.wait().expect("drain ends").success(), "drain delivered everything");
+    }
+    let took = started.elapsed();
+    assert_eq!(envs[0].status()["counts"]["ingested"].as_u64(), Some(graphs as u64), "each graph ingested once");
+    Some(graphs as f64 / took.as_secs_f64())
+}
+
+/// The cluster table: graphs/s of 1, 2 and 3 nodes and the ratio to one node.
+fn cluster() {
+    let graphs: usize = std::env::var("SYNC_BENCH_CLUSTER_GRAPHS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    for (max_files, graphs) in [(16, graphs), (1, graphs / 5)] {
+        let mut one = None;
+        for nodes in 1..=3 {
+            let Some(rate) = cluster_drain(nodes, graphs, max_files) else { return };
+            let base = *one.get_or_insert(rate);
+            row(
+                &format!("cluster, {nodes} node(s), {max_files} file(s) per call"),
+                &format!("{rate:.0} graphs/s ({:.2}x)", rate / base),
+                if nodes == 3 { ">= 2.5x one node" } else { "" },
+            );
+        }
+    }
+}
+
+/// Claim latency under contention: 6 claimers taking 16 rows at a time from one PostgreSQL ledger.
+async fn claim_latency() {
+    let Some(schema) = PgSchema::from_env("cluster benchmark") else { return };
+    let ledger = Arc::new(PgLedger::connect(&schema.url, Some(&schema.name)).await.expect("ledger"));
+    let rows: usize = 6000;
+    let exports: Vec<NewExport> = (0..rows)
+        .map(|i| NewExport {
+            db: TEST_DB.into(),
+            batch_file: format!("claim-{i:05}.json"),
+            payload: Some(b"{}".to_vec()),
+            ..NewExport::default()
+        })
+        .collect();
+    for chunk in exports.chunks(1000) {
+        ledger.insert_many(chunk).await.expect("insert");
+    }
+    let started = Instant::now();
+    let claimers: Vec<_> = (0..6)
+        .map(|c| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let owner = format!("claimer-{c}");
+                let mut lat = Vec::new();
+                loop {
+                    let t = Instant::now();
+                    let claimed = ledger.claim(&[], 16, &owner, Duration::from_secs(120)).await.expect("claim");
+                    lat.push(t.elapsed());
+                    if claimed.is_empty() {
+                        return lat;
+                    }
+                    let ids: Vec<_> = claimed.iter().map(|e| e.id).collect();
+                    ledger.finish(&ids, &owner, &Outcome::Ingested).await.expect("finish");
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.expect("claimer"));
+    }
+    let wall = started.elapsed();
+    all.sort();
+    row("PostgreSQL claim of 16, 6 claimers: p50", &ms(percentile(&all, 0.5)), "");
+    row("  p99", &ms(percentile(&all, 0.99)), "");
+    row("  rows claimed and finished per second", &format!("{:.0}", rows as f64 / wall.as_secs_f64()), "");
+    ledger.close().await;
+}
+
 fn main() {
     let sections = std::env::var("SYNC_BENCH").unwrap_or_else(|_| "save,big,e2e,delta,visible,http".into());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -421,7 +522,13 @@ fn main() {
         if sections.contains("visible") {
             visible_latency().await;
         }
+        if sections.contains("cluster") {
+            claim_latency().await;
+        }
     });
+    if sections.contains("cluster") {
+        cluster();
+    }
     if sections.contains("http") {
         http_load();
     }
