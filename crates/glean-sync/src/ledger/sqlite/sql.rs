@@ -118,8 +118,8 @@ pub(super) const GRAPH_RESERVE: &str = "
 
 /// Which of some hashes a database holds. Binds: db, hashes (JSON array of hex).
 pub(super) const KNOWN_FACTS: &str = "
-    SELECT hex(hash) FROM known_facts
-    WHERE db = ?1 AND hash IN (SELECT unhex(value) FROM json_each(?2))";
+    SELECT j.value FROM json_each(?2) AS j
+    WHERE EXISTS (SELECT 1 FROM known_facts AS k WHERE k.db = ?1 AND k.hash = unhex(j.value))";
 
 /// Ingested exports' facts become known for their database. Binds: ids (JSON).
 pub(super) const LEARN_FACTS: &str = "
