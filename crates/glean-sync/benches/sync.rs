@@ -41,9 +41,9 @@ fn exporter_config(workers: usize, max_files: usize) -> ExporterConfig {
     }
 }
 
-/// A glean that costs 50 ms per call on top of glean-local's own work.
+/// A glean that costs 50 ms per call: glean-local's own work, then a sleep for the rest.
 fn slow_glean(dir: &Path) -> std::path::PathBuf {
-    Wrapper::default().delay(Duration::from_millis(50)).write(dir, "glean-50ms")
+    Wrapper::default().costing(Duration::from_millis(50)).write(dir, "glean-50ms")
 }
 
 async fn start(dir: &Path, realtime: bool, workers: usize, max_files: usize) -> Exporter {

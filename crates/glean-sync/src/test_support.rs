@@ -113,6 +113,8 @@ pub(crate) struct Wrapper {
     crash_on: Option<String>,
     /// After a successful `glean-local write`, append its file arguments (one per line) to this file.
     written_log: Option<PathBuf>,
+    /// Every call takes at least this long in all (glean-local's own work included).
+    cost: Option<Duration>,
 }
 
 impl Wrapper {
@@ -124,6 +126,12 @@ impl Wrapper {
     /// Sleep first.
     pub(crate) fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
+        self
+    }
+    /// Make every call take this long in all: glean-local's own work, then a sleep for the
+    /// rest (a glean that costs this much per call, as the benchmarks' targets assume).
+    pub(crate) fn costing(mut self, cost: Duration) -> Self {
+        self.cost = Some(cost);
         self
     }
     /// Print this to stderr.
@@ -220,19 +228,29 @@ impl Wrapper {
             }
             None => s.push_str(&faults),
         }
-        match &self.written_log {
-            Some(log) => {
-                let _ = writeln!(s, "{} \"$@\" || exit $?", quote(&glean_local()));
-                let _ = writeln!(
-                    s,
-                    "if [ \"$1\" = write ]; then for f in \"$@\"; do case \"$f\" in *.json|*.json.zst) echo \"$f\" >> {};; esac; done; fi",
-                    quote(log)
-                );
-            }
-            None => {
-                let _ = writeln!(s, "exec {} \"$@\"", quote(&glean_local()));
-            }
+        if self.written_log.is_none() && self.cost.is_none() {
+            let _ = writeln!(s, "exec {} \"$@\"", quote(&glean_local()));
+            return s;
         }
+        // EPOCHREALTIME (bash 5) in microseconds, without forking `date`.
+        s.push_str("started=${EPOCHREALTIME/./}\n");
+        let _ = writeln!(s, "{} \"$@\"\nstatus=$?", quote(&glean_local()));
+        if let Some(log) = &self.written_log {
+            let _ = writeln!(
+                s,
+                "if [ $status = 0 ] && [ \"$1\" = write ]; then for f in \"$@\"; do case \"$f\" in *.json|*.json.zst) echo \"$f\" >> {};; esac; done; fi",
+                quote(log)
+            );
+        }
+        if let Some(cost) = self.cost {
+            let _ = writeln!(
+                s,
+                "left=$((started + {} - ${{EPOCHREALTIME/./}}))\n\
+                 if [ $left -gt 0 ]; then sleep \"$((left / 1000000)).$(printf %06d $((left % 1000000)))\"; fi",
+                cost.as_micros()
+            );
+        }
+        s.push_str("exit $status\n");
         s
     }
 }
