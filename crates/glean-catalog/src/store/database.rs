@@ -10,11 +10,14 @@ use crate::batch::FactId;
 use crate::schema::{PredId, Schema, SchemaSource};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Version of the table layout described in the module documentation.
 const FORMAT_VERSION: &str = "2";
+
+/// Beside the database file: the lock writers queue on (see `Database::write`).
+const WRITERS_LOCK: &str = "writers.lock";
 
 /// How long a writer waits for another writer's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -78,6 +81,8 @@ pub struct Database {
     /// Dropped first: waits for a background checkpoint before the connection closes.
     pub(super) checkpointer: Checkpointer,
     pub(super) conn: Connection,
+    /// The file writers lock, one after another, before SQLite's write lock (see `write`).
+    pub(super) writers_lock: PathBuf,
     pub(super) db: DbRef,
     pub(super) schema: Schema,
 }
@@ -173,7 +178,8 @@ impl Database {
         let source: SchemaSource =
             serde_json::from_str(&meta("schema")?.unwrap_or_default()).map_err(|e| corrupt(format!("stored schema: {e}")))?;
         let schema = source.resolve()?;
-        Ok(Database { checkpointer: Checkpointer::new(path), conn, db: db.clone(), schema })
+        let writers_lock = path.with_file_name(WRITERS_LOCK);
+        Ok(Database { checkpointer: Checkpointer::new(path), conn, writers_lock, db: db.clone(), schema })
     }
 
     /// NAME/INSTANCE.
