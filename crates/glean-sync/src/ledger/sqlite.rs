@@ -50,11 +50,13 @@
 //! for the write lock made saves wait tens of milliseconds (save p50 18 ms, p99
 //! 39 ms with 8 producers, measured). The two connections: one for what must
 //! be durable on return (saves, replays; `synchronous=FULL`), one for what may
-//! be lost in a power cut without harm (claims, outcomes, version
-//! reservations; `synchronous=NORMAL`: at worst an export is written again,
+//! be lost in a power cut without harm (claims, outcomes;
+//! `synchronous=NORMAL`: at worst an export is written again,
 //! and the next durable commit syncs them too). Saves that arrive together
 //! share one durable commit (`group`). Reads use a separate pool and, under
-//! WAL, neither wait for the writers nor block them.
+//! WAL, neither wait for the writers nor block them. A graph's next version
+//! is reserved in memory (`Reserved`), not by a write: the file belongs to
+//! one process, and its `graphs` row is written in the save's own commit.
 //! `claim` is one `UPDATE ... WHERE id IN (<ready rows>) RETURNING` inside a
 //! `BEGIN IMMEDIATE` transaction: the write lock is taken before the ready
 //! rows are chosen, so two claimers, even in two processes sharing the file,
@@ -108,7 +110,7 @@ pub struct SqliteLedger {
     /// order, rather than racing for SQLite's lock. Closed by `close`.
     writer: SqlitePool,
     /// The connection that writes what may be lost in a power cut without harm
-    /// (claims, outcomes, version reservations: at worst an export is written
+    /// (claims, outcomes: at worst an export is written
     /// again): `synchronous=NORMAL`, no disk sync per commit. The next durable
     /// commit syncs these too.
     relaxed: SqlitePool,
@@ -119,6 +121,8 @@ pub struct SqliteLedger {
     inserts: Option<tokio::sync::mpsc::Sender<group::Insert>>,
     /// Connections that only read (`query_only`), so reads never wait on writes.
     readers: SqlitePool,
+    /// Versions reserved by saves under way, by database and graph key (see `Reserved`).
+    reserved: Arc<tokio::sync::Mutex<Reserved>>,
     /// The database file, for messages.
     path: PathBuf,
 }
@@ -136,15 +140,16 @@ impl SqliteLedger {
         // RETURNING in autocommit mode the commit happens after the id is read, and its
         // error would be lost, acknowledging a save whose row was never written.
         let now = now();
+        let content = self.reserved_content(exports).await;
         let (_turn, mut tx) = self.begin_write(&self.writer).await?;
         let mut ids = Vec::with_capacity(exports.len());
-        for export in exports {
+        for (export, content) in exports.iter().zip(&content) {
             let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
             if !export.facts.is_empty() {
                 sqlx::query(sql::INSERT_EXPORT_FACTS).bind(id).bind(hashes_json(&export.facts)).execute(&mut *tx).await?;
             }
             if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
-                sqlx::query(sql::LINK_GRAPH).bind(id).bind(&export.db).bind(key).bind(version).execute(&mut *tx).await?;
+                sqlx::query(sql::LINK_GRAPH).bind(&export.db).bind(key).bind(version).bind(content).bind(id).execute(&mut *tx).await?;
             }
             if let (Some(key), Some(graph)) = (&export.graph_key, &export.snapshot) {
                 store_graph(&mut tx, key, export.graph_version, id, graph, now).await?;
@@ -152,7 +157,35 @@ impl SqliteLedger {
             ids.push(id);
         }
         tx.commit().await?;
+        self.release_reservations(exports).await;
         Ok(ids)
+    }
+
+    /// The content each export's version was reserved for (its own hash if none is held).
+    async fn reserved_content(&self, exports: &[NewExport]) -> Vec<String> {
+        let reserved = self.reserved.lock().await;
+        exports
+            .iter()
+            .map(|e| {
+                let held = e.graph_key.as_ref().and_then(|k| reserved.get(&(e.db.clone(), k.clone())));
+                match held {
+                    Some((version, content)) if Some(*version) == e.graph_version => content.clone(),
+                    _ => e.content_hash.clone().unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// Forgets the reservations these committed exports fulfilled: their graphs rows now say it.
+    async fn release_reservations(&self, exports: &[NewExport]) {
+        let mut reserved = self.reserved.lock().await;
+        for e in exports {
+            let Some(key) = &e.graph_key else { continue };
+            let slot = (e.db.clone(), key.clone());
+            if reserved.get(&slot).map(|(v, _)| Some(*v)) == Some(e.graph_version) {
+                reserved.remove(&slot);
+            }
+        }
     }
 
     /// Opens (creating it and its directory if needed) and migrates the ledger at `path`.
@@ -191,7 +224,15 @@ impl SqliteLedger {
             .await
             .map_err(|e| location(path, &e))?;
         tracing::debug!(path = %path.display(), "ledger opened");
-        let mut ledger = SqliteLedger { writer, relaxed, turn: Arc::default(), inserts: None, readers, path: path.to_path_buf() };
+        let mut ledger = SqliteLedger {
+            writer,
+            relaxed,
+            turn: Arc::default(),
+            inserts: None,
+            readers,
+            reserved: Arc::default(),
+            path: path.to_path_buf(),
+        };
         ledger.inserts = Some(group::start(ledger.clone()));
         Ok(ledger)
     }
@@ -256,21 +297,24 @@ impl Ledger for SqliteLedger {
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
-        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
+        // Held across the read: a reservation fulfilled meanwhile is then already visible in its row.
+        let mut reserved = self.reserved.lock().await;
         let latest: Option<(i64, String, Option<i64>, Option<String>)> =
-            sqlx::query_as(sql::GRAPH_LATEST).bind(db).bind(graph_key).fetch_optional(&mut *tx).await?;
-        let slot = match latest {
-            Some((version, hash, Some(export_id), Some(state))) if hash == content_hash && state != ExportState::Dead.as_str() => {
+            sqlx::query_as(sql::GRAPH_LATEST).bind(db).bind(graph_key).fetch_optional(&self.readers).await?;
+        let slot = (db.to_owned(), graph_key.to_owned());
+        let under_way = reserved.get(&slot).map(|(v, _)| *v);
+        Ok(match latest {
+            Some((version, hash, Some(export_id), Some(state)))
+                if under_way.is_none() && hash == content_hash && state != ExportState::Dead.as_str() =>
+            {
                 VersionSlot::Unchanged { export_id, version }
             }
             latest => {
-                let version = latest.map_or(1, |(v, ..)| v + 1);
-                sqlx::query(sql::GRAPH_RESERVE).bind(db).bind(graph_key).bind(version).bind(content_hash).execute(&mut *tx).await?;
+                let version = latest.map_or(0, |(v, ..)| v).max(under_way.unwrap_or(0)) + 1;
+                reserved.insert(slot, (version, content_hash.to_owned()));
                 VersionSlot::New { version }
             }
-        };
-        tx.commit().await?;
-        Ok(slot)
+        })
     }
 
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
@@ -479,6 +523,13 @@ async fn store_graph(
 fn snapshot_json<T: serde::Serialize>(items: &[T], export_id: ExportId) -> Result<String, LedgerError> {
     serde_json::to_string(items).map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("graph snapshot: {e}") })
 }
+
+/// Versions handed out by `begin_version` whose exports are not committed yet, by database and
+/// graph key: the version and the content hash it was reserved for. An embedded ledger belongs
+/// to one process (the state-directory lock), so reserving needs no write transaction; the
+/// graph's row is written with the export, in the save's own commit. A save that fails leaves
+/// its reservation, so the next one takes the version after it, as a reserved row would.
+type Reserved = std::collections::HashMap<(String, String), (i64, String)>;
 
 /// Hashes per `known_facts` query: bounded statements, whatever the graph's size.
 const KNOWN_FACTS_CHUNK: usize = 10_000;

@@ -154,6 +154,38 @@ pub(crate) async fn versions_count_up_and_unchanged_content_is_recognised(backen
     assert_eq!(ledger.begin_version("db1", "g", "h2").await.expect("begin"), New { version: 4 }, "a dead export was never exported");
 }
 
+/// Saves of one graph racing each other get distinct versions, and the graph's latest is the
+/// highest version whatever order their rows commit in.
+pub(crate) async fn racing_saves_of_a_graph_get_distinct_versions(backend: &dyn Backend) {
+    use crate::ledger::VersionSlot::{New, Unchanged};
+    let ledger = backend.open().await;
+    let saves: Vec<_> = (0..12)
+        .map(|i| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let content = format!("content-{i}");
+                let New { version } = ledger.begin_version("db1", "g", &content).await.expect("begin") else {
+                    panic!("new content is never unchanged")
+                };
+                // Later versions sometimes commit first.
+                tokio::time::sleep(Duration::from_millis(((12 - i) % 4) * 5)).await;
+                let export = NewExport { db: "db1".into(), content_hash: Some(content.clone()), ..versioned("g", version) };
+                ledger.insert(&export).await.expect("insert");
+                (version, content)
+            })
+        })
+        .collect();
+    let mut done = Vec::new();
+    for save in saves {
+        done.push(save.await.expect("save"));
+    }
+    done.sort();
+    let versions: Vec<i64> = done.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, (1..=12).collect::<Vec<_>>(), "one version each, none skipped, none shared");
+    let (last, content) = done.last().cloned().expect("twelve saves");
+    assert!(matches!(ledger.begin_version("db1", "g", &content).await.expect("begin"), Unchanged { version, .. } if version == last));
+}
+
 /// Facts become known for a database when an export carrying them is ingested, not before.
 pub(crate) async fn facts_become_known_when_ingested(backend: &dyn Backend) {
     let ledger = backend.open().await;

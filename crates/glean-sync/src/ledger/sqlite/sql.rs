@@ -99,22 +99,19 @@ pub(super) const INSERT_EXPORT_FACTS: &str = "
     INSERT OR IGNORE INTO export_facts (export_id, hash)
     SELECT ?1, unhex(value) FROM json_each(?2)";
 
-/// A new export becomes its graph's latest when it carries the reserved version.
-/// Binds: export id, db, graph_key, version.
+/// A new export becomes its graph's latest, unless a later version was committed first.
+/// Binds: db, graph_key, version, content_hash, export id.
 pub(super) const LINK_GRAPH: &str = "
-    UPDATE graphs SET export_id = ?1 WHERE db = ?2 AND graph_key = ?3 AND version = ?4";
+    INSERT INTO graphs (db, graph_key, version, content_hash, export_id) VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT (db, graph_key) DO UPDATE SET version = excluded.version,
+        content_hash = excluded.content_hash, export_id = excluded.export_id
+    WHERE excluded.version >= graphs.version";
 
 /// A graph's latest version, and the state of its export. Binds: db, graph_key.
 pub(super) const GRAPH_LATEST: &str = "
     SELECT g.version, g.content_hash, g.export_id, e.state
     FROM graphs AS g LEFT JOIN exports AS e ON e.id = g.export_id
     WHERE g.db = ?1 AND g.graph_key = ?2";
-
-/// Reserves a graph's next version for new content. Binds: db, graph_key, version, content_hash.
-pub(super) const GRAPH_RESERVE: &str = "
-    INSERT INTO graphs (db, graph_key, version, content_hash, export_id) VALUES (?1, ?2, ?3, ?4, NULL)
-    ON CONFLICT (db, graph_key) DO UPDATE SET version = excluded.version,
-        content_hash = excluded.content_hash, export_id = NULL";
 
 /// Which of some hashes a database holds. Binds: db, hashes (JSON array of hex).
 pub(super) const KNOWN_FACTS: &str = "
