@@ -105,6 +105,25 @@ fn a_rejected_batch_writes_nothing_but_earlier_ones_stay() {
 }
 
 #[test]
+fn writing_until_rejected_stops_at_the_bad_batch_as_glean_write_does() {
+    let (_dir, catalog, db) = setup();
+    let mut d = catalog.open(&db).expect("open");
+    let bad = format!(r#"[{{"predicate": "{NODE}", "facts": [{{"key": {{"id": 1}}}}]}}]"#);
+    let (first, after) = (node_batch(&["n1"]), node_batch(&["n3"]));
+    let inputs = [
+        BatchInput::Bytes { name: "first.json", bytes: first.as_bytes() },
+        BatchInput::Bytes { name: "bad.json", bytes: bad.as_bytes() },
+        BatchInput::Bytes { name: "after.json", bytes: after.as_bytes() },
+    ];
+    let results = d.write_until_rejected(&inputs, true).expect("store ok");
+    assert_eq!(results.len(), 2, "the batch after the rejected one is not tried");
+    assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
+    assert_eq!(count(&d), 1, "the batch before it stays written");
+    assert_eq!(d.write(&inputs, true).expect("store ok").len(), 3, "`write` goes on past a rejection");
+    assert_eq!(count(&d), 2);
+}
+
+#[test]
 fn same_key_with_another_value_is_a_redefinition_across_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = Catalog::new(dir.path());

@@ -63,12 +63,31 @@ impl Database {
     /// The outer error means nothing was written (the database is read-only,
     /// or SQLite failed); otherwise there is one result per input.
     pub fn write(&mut self, inputs: &[BatchInput<'_>], strict: bool) -> Result<Vec<Result<WriteSummary, BatchError>>, StoreError> {
+        self.write_batches(inputs, strict, Rejection::GoOn)
+    }
+
+    /// As `write`, but the first rejected batch ends the call, as `glean write` does: the
+    /// batches before it stay written, those after it are not tried (and have no result).
+    pub fn write_until_rejected(
+        &mut self,
+        inputs: &[BatchInput<'_>],
+        strict: bool,
+    ) -> Result<Vec<Result<WriteSummary, BatchError>>, StoreError> {
+        self.write_batches(inputs, strict, Rejection::Stop)
+    }
+
+    fn write_batches(
+        &mut self,
+        inputs: &[BatchInput<'_>],
+        strict: bool,
+        rejection: Rejection,
+    ) -> Result<Vec<Result<WriteSummary, BatchError>>, StoreError> {
         if self.status()? == DbStatus::Complete {
             return Err(StoreError::ReadOnly(self.db.clone()));
         }
         let _turn = self.writers_turn()?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match self.write_locked(inputs, strict) {
+        match self.write_locked(inputs, strict, rejection) {
             Ok((results, bytes)) => {
                 self.commit(bytes)?;
                 Ok(results)
@@ -103,7 +122,12 @@ impl Database {
     }
 
     /// The batches and the bytes of new facts they stored.
-    fn write_locked(&self, inputs: &[BatchInput<'_>], strict: bool) -> Result<(Vec<Result<WriteSummary, BatchError>>, u64), StoreError> {
+    fn write_locked(
+        &self,
+        inputs: &[BatchInput<'_>],
+        strict: bool,
+        rejection: Rejection,
+    ) -> Result<(Vec<Result<WriteSummary, BatchError>>, u64), StoreError> {
         // Another process may have finished the database while we waited for the lock.
         if self.status()? == DbStatus::Complete {
             return Err(StoreError::ReadOnly(self.db.clone()));
@@ -123,12 +147,24 @@ impl Database {
                     self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
                     sink.discard_file();
                     results.push(Err(e));
+                    if rejection == Rejection::Stop {
+                        break;
+                    }
                 }
             }
         }
         let bytes = sink.save()?;
         Ok((results, bytes))
     }
+}
+
+/// What a rejected batch does to the rest of a write call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// The later batches are written.
+    GoOn,
+    /// The call ends there.
+    Stop,
 }
 
 /// Checks `input` on a thread of its own while this one stores its facts in `sink` (see `pipeline`).

@@ -309,17 +309,19 @@ fn write(cli: &Cli, catalog: &Catalog, args: &WriteArgs, out: &mut Out) -> Outco
     finish_after_write(&mut d, args.finish)
 }
 
-/// Writes each file in its own transaction, stopping at the first failure (earlier files stay).
+/// Writes the files in one transaction (one disk sync for the call, not one per file),
+/// stopping at the first rejected one; the files before it stay written.
 fn write_files(d: &mut glean_catalog::store::Database, files: &[PathBuf], strict: bool, out: &mut Out) -> Outcome {
-    for file in files {
-        let result = d.write(&[BatchInput::File(file)], strict).map_err(Failure::write)?;
-        for r in result {
-            r.map_err(Failure::write)?;
+    let inputs: Vec<BatchInput<'_>> = files.iter().map(|f| BatchInput::File(f)).collect();
+    let results = d.write_until_rejected(&inputs, strict).map_err(Failure::write)?;
+    for (file, result) in files.iter().zip(results) {
+        if let Err(e) = result {
+            out.flush()?;
+            return Err(Failure::write(e));
         }
         out.line(format_args!("Wrote {}", file.display()))?;
-        out.flush()?;
     }
-    Ok(())
+    out.flush()
 }
 
 fn finish_after_write(d: &mut glean_catalog::store::Database, finish: bool) -> Outcome {
