@@ -41,9 +41,29 @@ fn exporter_config(workers: usize, max_files: usize) -> ExporterConfig {
     }
 }
 
-/// A glean that costs 50 ms per call: glean-local's own work, then a sleep for the rest.
+/// A glean that costs 50 ms per call, as its caller sees it: glean-local's own work, then a
+/// sleep for the rest, less what starting and ending the wrapper's shell costs (measured once).
 fn slow_glean(dir: &Path) -> std::path::PathBuf {
-    Wrapper::default().costing(Duration::from_millis(50)).write(dir, "glean-50ms")
+    Wrapper::default().costing(Duration::from_millis(50).saturating_sub(shell_cost())).write(dir, "glean-50ms")
+}
+
+/// The median time to run a shell script that does nothing (fork, exec, bash start, exit).
+fn shell_cost() -> Duration {
+    static COST: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *COST.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = test_support::write_file(dir.path(), "empty.sh", "#!/bin/bash\nexit 0\n");
+        std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let mut runs: Vec<Duration> = (0..21)
+            .map(|_| {
+                let t = Instant::now();
+                std::process::Command::new(&empty).status().expect("run the empty script");
+                t.elapsed()
+            })
+            .collect();
+        runs.sort();
+        runs[runs.len() / 2]
+    })
 }
 
 async fn start(dir: &Path, realtime: bool, workers: usize, max_files: usize) -> Exporter {
