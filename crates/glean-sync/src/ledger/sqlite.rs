@@ -146,7 +146,7 @@ impl SqliteLedger {
         for (export, content) in exports.iter().zip(&content) {
             let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
             if !export.facts.is_empty() {
-                sqlx::query(sql::INSERT_EXPORT_FACTS).bind(id).bind(hashes_json(&export.facts)).execute(&mut *tx).await?;
+                sqlx::query(sql::INSERT_FACT_SET).bind(id).bind(fact_set(&export.facts)).execute(&mut *tx).await?;
             }
             if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
                 sqlx::query(sql::LINK_GRAPH).bind(&export.db).bind(key).bind(version).bind(content).bind(id).execute(&mut *tx).await?;
@@ -368,6 +368,14 @@ impl Ledger for SqliteLedger {
         query.execute(&mut *tx).await?;
         if *outcome == Outcome::Ingested {
             // What Glean now holds is known for the database, so later deltas leave it out.
+            let sets: Vec<(String, Vec<u8>)> = sqlx::query_as(sql::INGESTED_FACT_SETS).bind(ids_json.clone()).fetch_all(&mut *tx).await?;
+            for (db, set) in sets {
+                let hashes: Vec<FactHash> = set.chunks_exact(16).map(|h| h.try_into().unwrap_or_default()).collect();
+                for chunk in hashes.chunks(KNOWN_FACTS_CHUNK) {
+                    sqlx::query(sql::LEARN_HASHES).bind(&db).bind(hashes_json(chunk)).execute(&mut *tx).await?;
+                }
+            }
+            sqlx::query(sql::FORGET_FACT_SETS).bind(ids_json.clone()).execute(&mut *tx).await?;
             sqlx::query(sql::LEARN_FACTS).bind(ids_json.clone()).execute(&mut *tx).await?;
             sqlx::query(sql::FORGET_EXPORT_FACTS).bind(ids_json).execute(&mut *tx).await?;
         }
@@ -550,6 +558,14 @@ fn push_hex(out: &mut String, h: &FactHash) {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
+}
+
+/// Hashes as one blob, sorted and without repeats (`export_fact_sets`).
+fn fact_set(hashes: &[FactHash]) -> Vec<u8> {
+    let mut sorted = hashes.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.concat()
 }
 
 /// Hashes as a JSON array of hex strings (read back with `unhex`), in ascending order:

@@ -94,11 +94,6 @@ pub(super) const INSERT: &str = "
     VALUES (CASE WHEN ?10 IS NULL THEN 'pending' ELSE 'dead' END, ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?9, ?10)
     RETURNING id";
 
-/// The facts a new export carries. Binds: export id, hashes (JSON array of hex).
-pub(super) const INSERT_EXPORT_FACTS: &str = "
-    INSERT OR IGNORE INTO export_facts (export_id, hash)
-    SELECT ?1, unhex(value) FROM json_each(?2)";
-
 /// A new export becomes its graph's latest, unless a later version was committed first.
 /// Binds: db, graph_key, version, content_hash, export id.
 pub(super) const LINK_GRAPH: &str = "
@@ -118,7 +113,24 @@ pub(super) const KNOWN_FACTS: &str = "
     SELECT j.value FROM json_each(?2) AS j
     WHERE EXISTS (SELECT 1 FROM known_facts AS k WHERE k.db = ?1 AND k.hash = unhex(j.value))";
 
-/// Ingested exports' facts become known for their database. Binds: ids (JSON).
+/// The facts an export carries, as one blob of sorted hashes. Binds: export id, hashes.
+pub(super) const INSERT_FACT_SET: &str = "INSERT INTO export_fact_sets (export_id, hashes) VALUES (?1, ?2)";
+
+/// The fact sets of ingested exports, with their database. Binds: ids (JSON).
+pub(super) const INGESTED_FACT_SETS: &str = "
+    SELECT e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
+    WHERE s.export_id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested'";
+
+/// Some facts become known for a database. Binds: db, hashes (JSON array of hex).
+pub(super) const LEARN_HASHES: &str = "
+    INSERT OR IGNORE INTO known_facts (db, hash) SELECT ?1, unhex(value) FROM json_each(?2)";
+
+/// Fact sets of ingested exports are no longer needed. Binds: ids (JSON).
+pub(super) const FORGET_FACT_SETS: &str = "
+    DELETE FROM export_fact_sets WHERE export_id IN (
+        SELECT e.id FROM exports AS e WHERE e.id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested')";
+
+/// Ingested exports' facts (rows written before fact sets) become known. Binds: ids (JSON).
 pub(super) const LEARN_FACTS: &str = "
     INSERT OR IGNORE INTO known_facts (db, hash)
     SELECT e.db, f.hash FROM export_facts AS f JOIN exports AS e ON e.id = f.export_id

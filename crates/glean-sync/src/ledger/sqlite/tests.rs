@@ -97,3 +97,23 @@ async fn opening_a_new_ledger_from_several_places_at_once_migrates_it_once() {
         open.await.expect("task").expect("every open succeeds");
     }
 }
+
+#[tokio::test]
+async fn fact_rows_written_before_fact_sets_are_still_learned_at_ingest() {
+    use crate::ledger::{NewExport, Outcome};
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let id = ledger.insert(&NewExport { db: "db1".into(), batch_file: "old.json".into(), ..NewExport::default() }).await.expect("insert");
+    // A pending export of an earlier version: its facts one row each.
+    sqlx::query("INSERT INTO export_facts (export_id, hash) VALUES (?1, ?2)")
+        .bind(id)
+        .bind(vec![9u8; 16])
+        .execute(&ledger.writer)
+        .await
+        .expect("an old fact row");
+    ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
+    ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
+    assert_eq!(ledger.known_facts("db1", &[[9u8; 16]]).await.expect("known"), [true]);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM export_facts").fetch_one(&ledger.readers).await.expect("count");
+    assert_eq!(left, 0, "and then deleted");
+}
