@@ -176,10 +176,9 @@ pub(crate) const REMOTE_DIR: &str = ".remote";
 
 /// Writes `bytes`, an export's payload from the shared ledger, where the sink can read it.
 pub(super) fn cache_payload(dir: &Path, export: &Export, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let base = Path::new(&export.batch_file).file_name().unwrap_or_else(|| std::ffi::OsStr::new("batch.json"));
+    let path = cached_payload(dir, export);
     let cache = dir.join(REMOTE_DIR);
     std::fs::create_dir_all(&cache)?;
-    let path = cache.join(base);
     if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
         return Ok(path);
     }
@@ -191,12 +190,17 @@ pub(super) fn cache_payload(dir: &Path, export: &Export, bytes: &[u8]) -> std::i
 
 /// Removes the copy of another node's batch made for an export now ingested (none: nothing to do).
 pub(super) fn drop_cached_payload(dir: &Path, export: &Export) {
-    let Some(base) = Path::new(&export.batch_file).file_name() else { return };
-    match std::fs::remove_file(dir.join(REMOTE_DIR).join(base)) {
+    match std::fs::remove_file(cached_payload(dir, export)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => warn!(file = %export.batch_file, error = %e, "cannot remove the copy of a delivered batch"),
     }
+}
+
+/// Where the copy of another node's batch for `export` goes (`cache_payload`).
+fn cached_payload(dir: &Path, export: &Export) -> PathBuf {
+    let base = Path::new(&export.batch_file).file_name().unwrap_or_else(|| std::ffi::OsStr::new("batch.json"));
+    dir.join(REMOTE_DIR).join(base)
 }
 
 fn move_aside(dir: &Path, name: &str) -> std::io::Result<PathBuf> {

@@ -49,9 +49,7 @@ impl Failure {
             Failure::Unavailable(_) => true,
         }
     }
-}
 
-impl Failure {
     /// A short, stable name of the cause, for stats and metric labels.
     pub fn cause(&self) -> &'static str {
         match self {
