@@ -190,7 +190,8 @@ impl Wrapper {
     fn script(&self) -> String {
         let mut s = String::from("#!/bin/bash\n");
         if let Some(log) = &self.argv_log {
-            let _ = writeln!(s, "printf '%s\\n' \"$@\" '' >> {}", quote(log));
+            // Under a lock: a long argv takes several writes, and concurrent calls would interleave them.
+            let _ = writeln!(s, "{{ flock 9; printf '%s\\n' \"$@\" '' >&9; }} 9>> {}", quote(log));
         }
         let mut faults = String::new();
         if let Some(delay) = self.delay {
