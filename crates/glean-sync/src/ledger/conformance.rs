@@ -106,7 +106,7 @@ fn keyless(n: i64) -> NewExport {
 }
 
 /// Version `version` of graph `key`.
-fn versioned(key: &str, version: i64) -> NewExport {
+pub(crate) fn versioned(key: &str, version: i64) -> NewExport {
     NewExport {
         batch_file: format!("{key}-v{version}.json"),
         graph_key: Some(key.to_owned()),

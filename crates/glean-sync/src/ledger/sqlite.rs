@@ -29,7 +29,16 @@
 //! exports_graph_unfinished  (graph_key, id)    same states, graph_key NOT NULL
 //! exports_state             (state, created_at)
 //! exports_file              (batch_file)       the row of a file (startup reconciliation)
+//!
+//! graphs             (db, graph_key) -> version, content_hash, export_id: the latest version
+//! glean_graphs       graph_key -> version, export_id, updated_at: the stored graph (persistence)
+//! glean_graph_parts  (graph_key, part) -> nodes, edges: JSON arrays of `PART_ELEMENTS` at most
+//! glean_nodes, glean_edges   views over the parts, one row per stored node or edge
 //! ```
+//!
+//! A stored graph is a few JSON parts rather than a row per node and edge: a
+//! save replaces all of it, and a B-tree insert (and delete) per element made
+//! graph persistence more than half of a save's SQLite work.
 //!
 //! # Cost of `ready` and `claim`
 //!
@@ -369,8 +378,7 @@ impl Ledger for SqliteLedger {
         if *outcome == Outcome::Ingested {
             // What Glean now holds is known for the database, so later deltas leave it out.
             let sets: Vec<(String, Vec<u8>)> = sqlx::query_as(sql::INGESTED_FACT_SETS).bind(ids_json.clone()).fetch_all(&mut *tx).await?;
-            for (db, set) in sets {
-                let hashes: Vec<FactHash> = set.chunks_exact(16).map(|h| h.try_into().unwrap_or_default()).collect();
+            for (db, hashes) in learned_by_db(sets) {
                 for chunk in hashes.chunks(KNOWN_FACTS_CHUNK) {
                     sqlx::query(sql::LEARN_HASHES).bind(&db).bind(hashes_json(chunk)).execute(&mut *tx).await?;
                 }
@@ -425,20 +433,19 @@ impl Ledger for SqliteLedger {
         else {
             return Ok(None);
         };
-        let nodes: Vec<(String, String, String, Option<String>)> =
-            sqlx::query_as(sql::STORED_NODES).bind(graph_key).fetch_all(&self.readers).await?;
-        let edges: Vec<(String, String, String, Option<String>)> =
-            sqlx::query_as(sql::STORED_EDGES).bind(graph_key).fetch_all(&self.readers).await?;
+        let parts: Vec<(String, String)> = sqlx::query_as(sql::STORED_PARTS).bind(graph_key).fetch_all(&self.readers).await?;
+        let (mut nodes, mut edges) = (Vec::<Node>::new(), Vec::<Edge>::new());
+        for (part_nodes, part_edges) in parts {
+            nodes.extend(stored_elements::<Node>(&part_nodes, export_id)?);
+            edges.extend(stored_elements::<Edge>(&part_edges, export_id)?);
+        }
         Ok(Some(StoredGraph {
             graph_key: graph_key.to_owned(),
             version,
             export_id,
             updated_at: time(export_id, "updated_at", updated)?,
-            nodes: nodes.into_iter().map(|(id, kind, label, properties_json)| Node { id, kind, label, properties_json }).collect(),
-            edges: edges
-                .into_iter()
-                .map(|(source, target, label, properties_json)| Edge { source, target, label, properties_json })
-                .collect(),
+            nodes,
+            edges,
         }))
     }
 
@@ -513,23 +520,41 @@ async fn store_graph(
     {
         return Ok(());
     }
-    // In key order, so that the inserts walk the tables' B-trees in order.
+    // In key order: that is how `graph` lists them.
     let mut nodes: Vec<&crate::graph::Node> = graph.nodes.iter().collect();
     nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let mut edges: Vec<&crate::graph::Edge> = graph.edges.iter().collect();
     edges.sort_unstable_by(|a, b| (&a.source, &a.target, &a.label).cmp(&(&b.source, &b.target, &b.label)));
-    let (nodes, edges) = (snapshot_json(&nodes, export_id)?, snapshot_json(&edges, export_id)?);
-    sqlx::query(sql::DELETE_NODES).bind(key).execute(&mut **tx).await?;
-    sqlx::query(sql::DELETE_EDGES).bind(key).execute(&mut **tx).await?;
-    sqlx::query(sql::INSERT_NODES).bind(key).bind(nodes).bind(now).execute(&mut **tx).await?;
-    sqlx::query(sql::INSERT_EDGES).bind(key).bind(edges).bind(now).execute(&mut **tx).await?;
+    if stored.is_some() {
+        sqlx::query(sql::DELETE_PARTS).bind(key).execute(&mut **tx).await?;
+    }
+    // One part at a time: a large graph is never one JSON text in memory.
+    let parts = nodes.len().max(edges.len()).div_ceil(PART_ELEMENTS).max(1);
+    for part in 0..parts {
+        let (nodes, edges) = (snapshot_json(part_of(&nodes, part), export_id)?, snapshot_json(part_of(&edges, part), export_id)?);
+        sqlx::query(sql::INSERT_PART).bind(key).bind(sql_int(part)).bind(nodes).bind(edges).execute(&mut **tx).await?;
+    }
     sqlx::query(sql::UPSERT_GRAPH).bind(key).bind(version).bind(export_id).bind(now).execute(&mut **tx).await?;
     Ok(())
 }
 
-/// Nodes or edges as the JSON array the insert statements read.
+/// Elements of a stored graph per `glean_graph_parts` row: small graphs take one row, and a
+/// large one is written and read a bounded piece at a time.
+const PART_ELEMENTS: usize = 10_000;
+
+/// The elements of `items` that go into part `part`.
+fn part_of<T>(items: &[T], part: usize) -> &[T] {
+    items.chunks(PART_ELEMENTS).nth(part).unwrap_or(&[])
+}
+
+/// Nodes or edges as the JSON array a part stores.
 fn snapshot_json<T: serde::Serialize>(items: &[T], export_id: ExportId) -> Result<String, LedgerError> {
     serde_json::to_string(items).map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("graph snapshot: {e}") })
+}
+
+/// The nodes or edges of one stored part.
+fn stored_elements<T: serde::de::DeserializeOwned>(json: &str, export_id: ExportId) -> Result<Vec<T>, LedgerError> {
+    serde_json::from_str(json).map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("stored graph: {e}") })
 }
 
 /// Versions handed out by `begin_version` whose exports are not committed yet, by database and
@@ -558,6 +583,20 @@ fn push_hex(out: &mut String, h: &FactHash) {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
+}
+
+/// The hashes of several fact sets, by database, each database's sorted and without repeats:
+/// one pass through `known_facts` in key order, instead of one per export.
+fn learned_by_db(sets: Vec<(String, Vec<u8>)>) -> std::collections::BTreeMap<String, Vec<FactHash>> {
+    let mut by_db: std::collections::BTreeMap<String, Vec<FactHash>> = std::collections::BTreeMap::new();
+    for (db, set) in sets {
+        by_db.entry(db).or_default().extend(set.chunks_exact(16).filter_map(|h| FactHash::try_from(h).ok()));
+    }
+    for hashes in by_db.values_mut() {
+        hashes.sort_unstable();
+        hashes.dedup();
+    }
+    by_db
 }
 
 /// Hashes as one blob, sorted and without repeats (`export_fact_sets`).

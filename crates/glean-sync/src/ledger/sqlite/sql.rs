@@ -214,25 +214,11 @@ pub(super) const COUNTS: &str = "SELECT state, COUNT(*), MIN(created_at) FROM ex
 /// The stored version of a graph. Binds: graph_key.
 pub(super) const STORED_VERSION: &str = "SELECT version FROM glean_graphs WHERE graph_key = ?1";
 
-/// Forgets a graph's nodes, before storing its new ones. Binds: graph_key.
-pub(super) const DELETE_NODES: &str = "DELETE FROM glean_nodes WHERE graph_key = ?1";
+/// Forgets a graph's stored parts, before storing its new ones. Binds: graph_key.
+pub(super) const DELETE_PARTS: &str = "DELETE FROM glean_graph_parts WHERE graph_key = ?1";
 
-/// Forgets a graph's edges. Binds: graph_key.
-pub(super) const DELETE_EDGES: &str = "DELETE FROM glean_edges WHERE graph_key = ?1";
-
-/// Stores a graph's nodes. Binds: graph_key, nodes (JSON array of `Node`), now.
-pub(super) const INSERT_NODES: &str = "
-    INSERT OR REPLACE INTO glean_nodes (graph_key, id, kind, label, properties, updated_at)
-    SELECT ?1, json_extract(value, '$.id'), json_extract(value, '$.kind'), json_extract(value, '$.label'),
-           json_extract(value, '$.properties_json'), ?3
-    FROM json_each(?2)";
-
-/// Stores a graph's edges. Binds: graph_key, edges (JSON array of `Edge`), now.
-pub(super) const INSERT_EDGES: &str = "
-    INSERT OR REPLACE INTO glean_edges (graph_key, source, target, label, properties, updated_at)
-    SELECT ?1, json_extract(value, '$.source'), json_extract(value, '$.target'), json_extract(value, '$.label'),
-           json_extract(value, '$.properties_json'), ?3
-    FROM json_each(?2)";
+/// Stores one part of a graph. Binds: graph_key, part, nodes (JSON array of `Node`), edges (of `Edge`).
+pub(super) const INSERT_PART: &str = "INSERT INTO glean_graph_parts (graph_key, part, nodes, edges) VALUES (?1, ?2, ?3, ?4)";
 
 /// Records which version of a graph is stored. Binds: graph_key, version, export id, now.
 pub(super) const UPSERT_GRAPH: &str = "
@@ -243,9 +229,5 @@ pub(super) const UPSERT_GRAPH: &str = "
 /// A stored graph's header. Binds: graph_key.
 pub(super) const STORED_GRAPH: &str = "SELECT version, export_id, updated_at FROM glean_graphs WHERE graph_key = ?1";
 
-/// A stored graph's nodes. Binds: graph_key.
-pub(super) const STORED_NODES: &str = "SELECT id, kind, label, properties FROM glean_nodes WHERE graph_key = ?1 ORDER BY id";
-
-/// A stored graph's edges. Binds: graph_key.
-pub(super) const STORED_EDGES: &str =
-    "SELECT source, target, label, properties FROM glean_edges WHERE graph_key = ?1 ORDER BY source, target, label";
+/// A stored graph's parts, in order. Binds: graph_key.
+pub(super) const STORED_PARTS: &str = "SELECT nodes, edges FROM glean_graph_parts WHERE graph_key = ?1 ORDER BY part";

@@ -117,3 +117,77 @@ async fn fact_rows_written_before_fact_sets_are_still_learned_at_ingest() {
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM export_facts").fetch_one(&ledger.readers).await.expect("count");
     assert_eq!(left, 0, "and then deleted");
 }
+
+#[tokio::test]
+async fn graphs_stored_a_row_per_element_are_migrated_into_parts() {
+    use crate::graph::{Edge, Node};
+    let backend = SqliteBackend::new();
+    std::fs::create_dir_all(backend.path.parent().expect("a parent")).expect("state dir");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&backend.path).create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("connect");
+    super::MIGRATOR.run_to(5, &pool).await.expect("the migrations before parts");
+    for statement in [
+        "INSERT INTO glean_graphs VALUES ('k', 2, 7, 1000), ('bare', 1, 8, 2000)",
+        r#"INSERT INTO glean_nodes VALUES ('k', 'b', 't', 'B', NULL, 1000), ('k', 'a', 't', 'A', '{"x":1}', 1000)"#,
+        "INSERT INTO glean_edges VALUES ('k', 'b', 'a', 'R', NULL, 1000), ('k', 'a', 'b', 'R', '{}', 1000)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.expect("a row of the old layout");
+    }
+    pool.close().await;
+
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open migrates");
+    let stored = ledger.graph("k").await.expect("read").expect("stored");
+    let node = |id: &str, label: &str, properties: Option<&str>| Node {
+        id: id.into(),
+        kind: "t".into(),
+        label: label.into(),
+        properties_json: properties.map(str::to_owned),
+    };
+    let edge = |source: &str, target: &str, properties: Option<&str>| Edge {
+        source: source.into(),
+        target: target.into(),
+        label: "R".into(),
+        properties_json: properties.map(str::to_owned),
+    };
+    assert_eq!((stored.version, stored.export_id), (Some(2), 7));
+    assert_eq!(stored.nodes, [node("a", "A", Some(r#"{"x":1}"#)), node("b", "B", None)]);
+    assert_eq!(stored.edges, [edge("a", "b", Some("{}")), edge("b", "a", None)]);
+    let bare = ledger.graph("bare").await.expect("read").expect("stored");
+    assert!(bare.nodes.is_empty() && bare.edges.is_empty());
+
+    // The old tables live on as views, a row per element.
+    let rows: Vec<(String, String, String, String, Option<String>, i64)> =
+        sqlx::query_as("SELECT graph_key, id, kind, label, properties, updated_at FROM glean_nodes ORDER BY id")
+            .fetch_all(&ledger.readers)
+            .await
+            .expect("the nodes view");
+    assert_eq!(rows[0], ("k".into(), "a".into(), "t".into(), "A".into(), Some(r#"{"x":1}"#.into()), 1000));
+    assert_eq!(rows.len(), 2);
+    let edges: i64 = sqlx::query_scalar("SELECT count(*) FROM glean_edges WHERE graph_key = 'k'")
+        .fetch_one(&ledger.readers)
+        .await
+        .expect("the edges view");
+    assert_eq!(edges, 2);
+}
+
+#[tokio::test]
+async fn a_large_graph_is_stored_in_bounded_parts_and_read_back_whole() {
+    use crate::graph::Graph;
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let n = super::PART_ELEMENTS * 2 + 3;
+    let nodes: Vec<String> = (0..n).map(|i| format!(r#"{{"id":"n{i:06}"}}"#)).collect();
+    let edges: Vec<String> = (1..n / 2).map(|i| format!(r#"{{"source":"n{:06}","target":"n{i:06}"}}"#, i - 1)).collect();
+    let json = format!(r#"{{"nodes":[{}],"edges":[{}]}}"#, nodes.join(","), edges.join(","));
+    let graph = Arc::new(Graph::from_json(json.as_bytes()).expect("graph"));
+    let export = crate::ledger::NewExport { snapshot: Some(graph.clone()), ..crate::ledger::conformance::versioned("big", 1) };
+    ledger.insert(&export).await.expect("insert");
+    let parts: i64 = sqlx::query_scalar("SELECT count(*) FROM glean_graph_parts WHERE graph_key = 'big'")
+        .fetch_one(&ledger.readers)
+        .await
+        .expect("parts");
+    assert_eq!(parts, 3);
+    let stored = ledger.graph("big").await.expect("read").expect("stored");
+    assert_eq!(stored.nodes, graph.nodes, "every node, in id order");
+    assert_eq!(stored.edges.len(), graph.edges.len());
+}
