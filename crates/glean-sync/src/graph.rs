@@ -232,8 +232,10 @@ impl Graph {
 }
 
 /// For each item, whether it is the first with its key.
-fn first_occurrences<'a>(keys: impl Iterator<Item = (&'a str, &'a str, &'a str)>) -> Vec<bool> {
-    let mut seen = HashSet::new();
+fn first_occurrences<'a>(keys: impl ExactSizeIterator<Item = (&'a str, &'a str, &'a str)>) -> Vec<bool> {
+    // foldhash, seeded per process: SipHash was the largest single cost of decoding a
+    // million-node graph, and the seed keeps crafted ids from colliding on purpose.
+    let mut seen = HashSet::with_capacity_and_hasher(keys.len(), foldhash::quality::RandomState::default());
     keys.map(|k| seen.insert(k)).collect()
 }
 
