@@ -101,7 +101,7 @@ pub(crate) use ledger_conformance;
 const LEASE: Duration = Duration::from_secs(600);
 
 /// An export without a graph key, told apart by `n`.
-fn keyless(n: i64) -> NewExport {
+pub(crate) fn keyless(n: i64) -> NewExport {
     NewExport { batch_file: format!("batch-{n}.json"), node_count: n, edge_count: 2 * n, bytes: 100 * n, ..NewExport::default() }
 }
 

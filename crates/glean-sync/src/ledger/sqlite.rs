@@ -62,7 +62,8 @@
 //! be lost in a power cut without harm (claims, outcomes;
 //! `synchronous=NORMAL`: at worst an export is written again,
 //! and the next durable commit syncs them too). Saves that arrive together
-//! share one durable commit (`group`). Reads use a separate pool and, under
+//! share one durable commit (`group`). A third connection only copies the WAL
+//! into the database file, off the commits (`checkpoint`). Reads use a separate pool and, under
 //! WAL, neither wait for the writers nor block them. A graph's next version
 //! is reserved in memory (`Reserved`), not by a write: the file belongs to
 //! one process, and its `graphs` row is written in the save's own commit.
@@ -81,6 +82,7 @@
 //! last committed: an `in_flight` row whose owner died becomes claimable when
 //! its lease lapses, or at once when that owner restarts and calls `recover`.
 
+mod checkpoint;
 mod group;
 mod row;
 mod selection;
@@ -130,6 +132,8 @@ pub struct SqliteLedger {
     inserts: Option<tokio::sync::mpsc::Sender<group::Insert>>,
     /// Connections that only read (`query_only`), so reads never wait on writes.
     readers: SqlitePool,
+    /// The connection that copies the WAL into the database file (see `checkpoint`).
+    checkpointer: SqlitePool,
     /// Versions reserved by saves under way, by database and graph key (see `Reserved`).
     reserved: Arc<tokio::sync::Mutex<Reserved>>,
     /// The database file, for messages.
@@ -204,7 +208,10 @@ impl SqliteLedger {
         // default (2 MiB) spills to the WAL mid-transaction and re-reads pages.
         let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).pragma("cache_size", PAGE_CACHE_KIB);
         // journal_mode is stored in the file, so only the writer sets it; `synchronous` is per connection.
-        let writer_options = base.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
+        // The writing connections leave checkpoints to `checkpoint`, off their commits.
+        let writing = base.clone().pragma("wal_autocheckpoint", "0");
+        let writer_options =
+            writing.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
         // The writer's first connection switches a new file to WAL, which SQLite may refuse
         // with "database is locked" at once, busy timeout or not, while another connection
         // does the same (seen in 1 of 6 runs of the concurrent-open test):
@@ -224,9 +231,17 @@ impl SqliteLedger {
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(base.clone().synchronous(SqliteSynchronous::Normal))
+            .connect_with(writing.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(|e| location(path, &e))?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(base.clone())
+            .await
+            .map_err(|e| location(path, &e))?;
+        checkpoint::start(checkpointer.clone());
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
@@ -239,6 +254,7 @@ impl SqliteLedger {
             turn: Arc::default(),
             inserts: None,
             readers,
+            checkpointer,
             reserved: Arc::default(),
             path: path.to_path_buf(),
         };
@@ -254,6 +270,7 @@ impl SqliteLedger {
     /// Closes every connection, waiting for the ones in use (graceful shutdown).
     pub async fn close(&self) {
         self.readers.close().await;
+        self.checkpointer.close().await;
         self.relaxed.close().await;
         self.writer.close().await;
     }
@@ -327,12 +344,25 @@ impl Ledger for SqliteLedger {
     }
 
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
-        let mut known = std::collections::HashSet::new();
-        for chunk in hashes.chunks(KNOWN_FACTS_CHUNK) {
-            let rows: Vec<String> = sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
-            known.extend(rows);
+        // A large lookup first asks whether anything is known: a graph's first export to a
+        // database then skips a probe per fact.
+        if hashes.len() > KNOWN_FACTS_CHUNK {
+            let any: Option<i64> = sqlx::query_scalar(sql::ANY_KNOWN_FACT).bind(db).fetch_optional(&self.readers).await?;
+            if any.is_none() {
+                return Ok(vec![false; hashes.len()]);
+            }
         }
-        Ok(hashes.iter().map(|h| known.contains(&hex(h))).collect())
+        // Sorted as a whole, so the probes walk the index once, in order.
+        let mut sorted = hashes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut known = std::collections::HashSet::new();
+        for chunk in sorted.chunks(KNOWN_FACTS_CHUNK) {
+            let rows: Vec<Vec<u8>> =
+                sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
+            known.extend(rows.iter().filter_map(|h| FactHash::try_from(h.as_slice()).ok()));
+        }
+        Ok(hashes.iter().map(|h| known.contains(h)).collect())
     }
 
     async fn claim(&self, candidates: &[ExportId], limit: usize, owner: &str, lease: Duration) -> Result<Vec<Export>, LedgerError> {
@@ -569,12 +599,6 @@ const KNOWN_FACTS_CHUNK: usize = 10_000;
 
 /// Each connection's page cache, as SQLite's `cache_size` takes it (negative: KiB).
 const PAGE_CACHE_KIB: &str = "-65536";
-
-fn hex(h: &FactHash) -> String {
-    let mut out = String::with_capacity(2 * h.len());
-    push_hex(&mut out, h);
-    out
-}
 
 /// Appends `h` in lower-case hex (no allocation per byte: this runs for every fact of a save).
 fn push_hex(out: &mut String, h: &FactHash) {

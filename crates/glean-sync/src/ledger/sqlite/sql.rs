@@ -110,8 +110,11 @@ pub(super) const GRAPH_LATEST: &str = "
 
 /// Which of some hashes a database holds. Binds: db, hashes (JSON array of hex).
 pub(super) const KNOWN_FACTS: &str = "
-    SELECT j.value FROM json_each(?2) AS j
+    SELECT unhex(j.value) FROM json_each(?2) AS j
     WHERE EXISTS (SELECT 1 FROM known_facts AS k WHERE k.db = ?1 AND k.hash = unhex(j.value))";
+
+/// Whether any fact is known for a database. Binds: db.
+pub(super) const ANY_KNOWN_FACT: &str = "SELECT 1 FROM known_facts WHERE db = ?1 LIMIT 1";
 
 /// The facts an export carries, as one blob of sorted hashes. Binds: export id, hashes.
 pub(super) const INSERT_FACT_SET: &str = "INSERT INTO export_fact_sets (export_id, hashes) VALUES (?1, ?2)";

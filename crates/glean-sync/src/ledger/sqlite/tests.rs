@@ -191,3 +191,20 @@ async fn a_large_graph_is_stored_in_bounded_parts_and_read_back_whole() {
     assert_eq!(stored.nodes, graph.nodes, "every node, in id order");
     assert_eq!(stored.edges.len(), graph.edges.len());
 }
+
+#[tokio::test]
+async fn the_wal_is_copied_into_the_database_file_in_the_background() {
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let size = || std::fs::metadata(&backend.path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let rows: Vec<_> = (0..2_000).map(crate::ledger::conformance::keyless).collect();
+    ledger.insert_many(&rows).await.expect("insert");
+    // The commit itself leaves its pages in the WAL; the checkpointer copies them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(size() > before, "the database file grew from {before} bytes by a checkpoint");
+    ledger.close().await;
+}
