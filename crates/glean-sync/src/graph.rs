@@ -45,7 +45,7 @@ impl GraphError {
 }
 
 /// A node: one fact of `<prefix>.Node`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
     /// Unique within the graph.
     pub id: String,
@@ -58,7 +58,7 @@ pub struct Node {
 }
 
 /// An edge: one fact of `<prefix>.Edge`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Edge {
     /// Id of the source node.
     pub source: String,

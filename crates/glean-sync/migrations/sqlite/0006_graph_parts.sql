@@ -6,19 +6,17 @@
 
 CREATE TABLE glean_graph_parts (
     graph_key TEXT    NOT NULL,
-    part      INTEGER NOT NULL, -- 0, 1, ...: the graph's elements in order across parts
-    nodes     TEXT    NOT NULL, -- JSON array of {id, kind, label, properties_json}, by id
-    edges     TEXT    NOT NULL, -- JSON array of {source, target, label, properties_json}, by key
+    part      INTEGER NOT NULL, -- 0, 1, ...: the graph's elements, in its order, across parts
+    nodes     TEXT    NOT NULL, -- JSON array of [id, kind, label, properties]
+    edges     TEXT    NOT NULL, -- JSON array of [source, target, label, properties]
     PRIMARY KEY (graph_key, part)
 ) STRICT, WITHOUT ROWID;
 
 INSERT INTO glean_graph_parts (graph_key, part, nodes, edges)
 SELECT g.graph_key, 0,
-    (SELECT json_group_array(json_object('id', n.id, 'kind', n.kind, 'label', n.label,
-                                         'properties_json', n.properties) ORDER BY n.id)
+    (SELECT json_group_array(json_array(n.id, n.kind, n.label, n.properties) ORDER BY n.id)
      FROM glean_nodes AS n WHERE n.graph_key = g.graph_key),
-    (SELECT json_group_array(json_object('source', e.source, 'target', e.target, 'label', e.label,
-                                         'properties_json', e.properties) ORDER BY e.source, e.target, e.label)
+    (SELECT json_group_array(json_array(e.source, e.target, e.label, e.properties) ORDER BY e.source, e.target, e.label)
      FROM glean_edges AS e WHERE e.graph_key = g.graph_key)
 FROM glean_graphs AS g;
 
@@ -26,11 +24,11 @@ DROP TABLE glean_nodes;
 DROP TABLE glean_edges;
 
 CREATE VIEW glean_nodes AS
-SELECT p.graph_key, n.value ->> 'id' AS id, n.value ->> 'kind' AS kind, n.value ->> 'label' AS label,
-       n.value ->> 'properties_json' AS properties, g.updated_at
+SELECT p.graph_key, n.value ->> 0 AS id, n.value ->> 1 AS kind, n.value ->> 2 AS label,
+       n.value ->> 3 AS properties, g.updated_at
 FROM glean_graph_parts AS p JOIN glean_graphs AS g ON g.graph_key = p.graph_key, json_each(p.nodes) AS n;
 
 CREATE VIEW glean_edges AS
-SELECT p.graph_key, e.value ->> 'source' AS source, e.value ->> 'target' AS target, e.value ->> 'label' AS label,
-       e.value ->> 'properties_json' AS properties, g.updated_at
+SELECT p.graph_key, e.value ->> 0 AS source, e.value ->> 1 AS target, e.value ->> 2 AS label,
+       e.value ->> 3 AS properties, g.updated_at
 FROM glean_graph_parts AS p JOIN glean_graphs AS g ON g.graph_key = p.graph_key, json_each(p.edges) AS e;

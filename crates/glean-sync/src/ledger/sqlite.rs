@@ -466,9 +466,13 @@ impl Ledger for SqliteLedger {
         let parts: Vec<(String, String)> = sqlx::query_as(sql::STORED_PARTS).bind(graph_key).fetch_all(&self.readers).await?;
         let (mut nodes, mut edges) = (Vec::<Node>::new(), Vec::<Edge>::new());
         for (part_nodes, part_edges) in parts {
-            nodes.extend(stored_elements::<Node>(&part_nodes, export_id)?);
-            edges.extend(stored_elements::<Edge>(&part_edges, export_id)?);
+            let part_nodes = stored_elements(&part_nodes, export_id)?.into_iter();
+            nodes.extend(part_nodes.map(|(id, kind, label, properties_json)| Node { id, kind, label, properties_json }));
+            let part_edges = stored_elements(&part_edges, export_id)?.into_iter();
+            edges.extend(part_edges.map(|(source, target, label, properties_json)| Edge { source, target, label, properties_json }));
         }
+        nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        edges.sort_unstable_by(|a, b| (&a.source, &a.target, &a.label).cmp(&(&b.source, &b.target, &b.label)));
         Ok(Some(StoredGraph {
             graph_key: graph_key.to_owned(),
             version,
@@ -550,18 +554,16 @@ async fn store_graph(
     {
         return Ok(());
     }
-    // In key order: that is how `graph` lists them.
-    let mut nodes: Vec<&crate::graph::Node> = graph.nodes.iter().collect();
-    nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    let mut edges: Vec<&crate::graph::Edge> = graph.edges.iter().collect();
-    edges.sort_unstable_by(|a, b| (&a.source, &a.target, &a.label).cmp(&(&b.source, &b.target, &b.label)));
+    // In the graph's own order: `graph` sorts when it reads, which is rarer than a save.
+    let (nodes, edges) = (&graph.nodes, &graph.edges);
     if stored.is_some() {
         sqlx::query(sql::DELETE_PARTS).bind(key).execute(&mut **tx).await?;
     }
     // One part at a time: a large graph is never one JSON text in memory.
     let parts = nodes.len().max(edges.len()).div_ceil(PART_ELEMENTS).max(1);
     for part in 0..parts {
-        let (nodes, edges) = (snapshot_json(part_of(&nodes, part), export_id)?, snapshot_json(part_of(&edges, part), export_id)?);
+        let nodes = snapshot_json(part_of(nodes, part).iter().map(|n| (&n.id, &n.kind, &n.label, &n.properties_json)), export_id)?;
+        let edges = snapshot_json(part_of(edges, part).iter().map(|e| (&e.source, &e.target, &e.label, &e.properties_json)), export_id)?;
         sqlx::query(sql::INSERT_PART).bind(key).bind(sql_int(part)).bind(nodes).bind(edges).execute(&mut **tx).await?;
     }
     sqlx::query(sql::UPSERT_GRAPH).bind(key).bind(version).bind(export_id).bind(now).execute(&mut **tx).await?;
@@ -574,16 +576,22 @@ const PART_ELEMENTS: usize = 10_000;
 
 /// The elements of `items` that go into part `part`.
 fn part_of<T>(items: &[T], part: usize) -> &[T] {
-    items.chunks(PART_ELEMENTS).nth(part).unwrap_or(&[])
+    let start = part.saturating_mul(PART_ELEMENTS).min(items.len());
+    &items[start..start.saturating_add(PART_ELEMENTS).min(items.len())]
 }
 
+/// A stored node (`[id, kind, label, properties]`) or edge (`[source, target, label,
+/// properties]`): arrays, not objects, as the keys would be a third of the bytes.
+type StoredElement = (String, String, String, Option<String>);
+
 /// Nodes or edges as the JSON array a part stores.
-fn snapshot_json<T: serde::Serialize>(items: &[T], export_id: ExportId) -> Result<String, LedgerError> {
-    serde_json::to_string(items).map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("graph snapshot: {e}") })
+fn snapshot_json<T: serde::Serialize>(elements: impl Iterator<Item = T>, export_id: ExportId) -> Result<String, LedgerError> {
+    serde_json::to_string(&elements.collect::<Vec<T>>())
+        .map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("graph snapshot: {e}") })
 }
 
 /// The nodes or edges of one stored part.
-fn stored_elements<T: serde::de::DeserializeOwned>(json: &str, export_id: ExportId) -> Result<Vec<T>, LedgerError> {
+fn stored_elements(json: &str, export_id: ExportId) -> Result<Vec<StoredElement>, LedgerError> {
     serde_json::from_str(json).map_err(|e| LedgerError::Corrupt { id: export_id, message: format!("stored graph: {e}") })
 }
 
