@@ -271,13 +271,20 @@ impl Exporter {
         let mut outstanding: HashSet<ExportId> = ids.iter().copied().collect();
         self.settle(&mut outstanding, &mut progress).await?;
         while !outstanding.is_empty() {
-            let recheck = match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
-                Ok(Ok(c)) => outstanding.contains(&c.id) && matches!(c.state, ExportState::Ingested | ExportState::Dead),
-                // Missed events, or a quiet second: ask the ledger.
-                Ok(Err(_)) | Err(_) => true,
-            };
-            if recheck {
-                self.settle(&mut outstanding, &mut progress).await?;
+            // An event settles its own export: re-reading every outstanding one per event
+            // made waiting on a burst of n saves cost n^2 ledger reads.
+            match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+                Ok(Ok(c)) if outstanding.contains(&c.id) && matches!(c.state, ExportState::Ingested | ExportState::Dead) => {
+                    self.settle_one(c.id, &mut outstanding, &mut progress).await?;
+                }
+                Ok(Ok(_)) => {}
+                // Missed events, or a quiet second: ask the ledger about every one.
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => self.settle(&mut outstanding, &mut progress).await?,
+                // No more events (the exporter stopped): ask the ledger once a second.
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    self.settle(&mut outstanding, &mut progress).await?;
+                }
             }
         }
         let mut out = Vec::with_capacity(ids.len());
@@ -294,15 +301,26 @@ impl Exporter {
         let mut ids: Vec<ExportId> = outstanding.iter().copied().collect();
         ids.sort_unstable();
         for id in ids {
-            match self.shared.ledger.get(id).await? {
-                Some(e) if matches!(e.state, ExportState::Ingested | ExportState::Dead) => {
-                    progress(&e);
-                    outstanding.remove(&id);
-                }
-                Some(_) => {}
-                None => {
-                    outstanding.remove(&id);
-                }
+            self.settle_one(id, outstanding, progress).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes `id` if it reached a final state (or is unknown), reporting it.
+    async fn settle_one(
+        &self,
+        id: ExportId,
+        outstanding: &mut HashSet<ExportId>,
+        progress: &mut impl FnMut(&Export),
+    ) -> Result<(), LedgerError> {
+        match self.shared.ledger.get(id).await? {
+            Some(e) if matches!(e.state, ExportState::Ingested | ExportState::Dead) => {
+                progress(&e);
+                outstanding.remove(&id);
+            }
+            Some(_) => {}
+            None => {
+                outstanding.remove(&id);
             }
         }
         Ok(())
