@@ -42,27 +42,28 @@ fn exporter_config(workers: usize, max_files: usize) -> ExporterConfig {
 }
 
 /// A glean that costs 50 ms per call, as its caller sees it: glean-local's own work, then a
-/// sleep for the rest, less what starting and ending the wrapper's shell costs (measured once).
+/// sleep for the rest, less the wrapper's own overhead (measured once).
 fn slow_glean(dir: &Path) -> std::path::PathBuf {
-    Wrapper::default().costing(Duration::from_millis(50).saturating_sub(shell_cost())).write(dir, "glean-50ms")
+    Wrapper::default().costing(Duration::from_millis(50).saturating_sub(wrapper_overhead())).write(dir, "glean-50ms")
 }
 
-/// The median time to run a shell script that does nothing (fork, exec, bash start, exit).
-fn shell_cost() -> Duration {
-    static COST: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *COST.get_or_init(|| {
+/// What a costing wrapper adds to the cost it is given, as its caller sees it (the median of
+/// 21 calls): its shell's start and exit and the `sleep` it runs, which it cannot time itself.
+fn wrapper_overhead() -> Duration {
+    const ASKED: Duration = Duration::from_millis(20);
+    static OVERHEAD: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *OVERHEAD.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let empty = test_support::write_file(dir.path(), "empty.sh", "#!/bin/bash\nexit 0\n");
-        std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let wrapper = Wrapper::default().costing(ASKED).write(dir.path(), "calibrate");
         let mut runs: Vec<Duration> = (0..21)
             .map(|_| {
                 let t = Instant::now();
-                std::process::Command::new(&empty).status().expect("run the empty script");
+                std::process::Command::new(&wrapper).arg("--help").output().expect("run the wrapper");
                 t.elapsed()
             })
             .collect();
         runs.sort();
-        runs[runs.len() / 2]
+        runs[runs.len() / 2].saturating_sub(ASKED)
     })
 }
 

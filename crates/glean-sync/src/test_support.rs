@@ -247,7 +247,7 @@ impl Wrapper {
             let _ = writeln!(
                 s,
                 "left=$((started + {} - ${{EPOCHREALTIME/./}}))\n\
-                 if [ $left -gt 0 ]; then sleep \"$((left / 1000000)).$(printf %06d $((left % 1000000)))\"; fi",
+                 if [ $left -gt 0 ]; then printf -v micros %06d $((left % 1000000)); sleep \"$((left / 1000000)).$micros\"; fi",
                 cost.as_micros()
             );
         }
