@@ -2,7 +2,8 @@
 //!
 //! `cargo build --release --workspace && cargo bench -p glean-sync --bench sync`
 //! Sections (select with `SYNC_BENCH=save,big,e2e`):
-//! - save: save latency p50/p99, 8 concurrent producers, graphs of 50 and 10,000 nodes;
+//! - save: save latency p50/p99, 8 concurrent producers, graphs of 50 nodes (2,000 saves, long
+//!   enough for the workers' delivery to run beside them) and of 10,000 nodes;
 //! - big: decode + encode + durable write of a 1,000,000-node, 1,000,000-edge graph: time, MB/s, peak RSS;
 //! - e2e: graphs/s end to end, 2 workers, a glean costing 50 ms per call, coalescing on and off
 //!   (8 producers saving concurrently; coalescing on also with 1 producer, bound by save latency);
@@ -520,7 +521,7 @@ fn main() {
     println!("|{:-<50}|{:-<30}|{:-<24}|", "", "", "");
     rt.block_on(async {
         if sections.contains("save") {
-            save_latency(50, 50).await;
+            save_latency(50, 250).await;
             save_latency(10_000, 3).await;
         }
         if sections.contains("big") {
