@@ -134,6 +134,8 @@ pub struct SqliteLedger {
     readers: SqlitePool,
     /// The connection that copies the WAL into the database file (see `checkpoint`).
     checkpointer: SqlitePool,
+    /// Stops the checkpoint task when the last handle of this ledger is dropped.
+    _checkpoints: Arc<tokio_util::sync::DropGuard>,
     /// Versions reserved by saves under way, by database and graph key (see `Reserved`).
     reserved: Arc<tokio::sync::Mutex<Reserved>>,
     /// The database file, for messages.
@@ -241,7 +243,7 @@ impl SqliteLedger {
             .connect_with(base.clone())
             .await
             .map_err(|e| location(path, &e))?;
-        checkpoint::start(checkpointer.clone());
+        let checkpoints = Arc::new(checkpoint::start(checkpointer.clone()));
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
@@ -255,6 +257,7 @@ impl SqliteLedger {
             inserts: None,
             readers,
             checkpointer,
+            _checkpoints: checkpoints,
             reserved: Arc::default(),
             path: path.to_path_buf(),
         };
@@ -353,9 +356,7 @@ impl Ledger for SqliteLedger {
             }
         }
         // Sorted as a whole, so the probes walk the index once, in order.
-        let mut sorted = hashes.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
+        let sorted = sorted_unique(hashes.to_vec());
         let mut known = std::collections::HashSet::new();
         for chunk in sorted.chunks(KNOWN_FACTS_CHUNK) {
             let rows: Vec<Vec<u8>> =
@@ -624,28 +625,20 @@ fn learned_by_db(sets: Vec<(String, Vec<u8>)>) -> std::collections::BTreeMap<Str
     for (db, set) in sets {
         by_db.entry(db).or_default().extend(set.chunks_exact(16).filter_map(|h| FactHash::try_from(h).ok()));
     }
-    for hashes in by_db.values_mut() {
-        hashes.sort_unstable();
-        hashes.dedup();
-    }
-    by_db
+    by_db.into_iter().map(|(db, hashes)| (db, sorted_unique(hashes))).collect()
 }
 
 /// Hashes as one blob, sorted and without repeats (`export_fact_sets`).
 fn fact_set(hashes: &[FactHash]) -> Vec<u8> {
-    let mut sorted = hashes.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    sorted.concat()
+    sorted_unique(hashes.to_vec()).concat()
 }
 
-/// Hashes as a JSON array of hex strings (read back with `unhex`), in ascending order:
-/// the B-trees they are inserted into or looked up in are then walked in order, not at
-/// random (ten times faster for a large graph's hashes).
-fn hashes_json(hashes: &[FactHash]) -> String {
-    let mut sorted = hashes.to_vec();
-    sorted.sort_unstable();
-    let mut out = String::with_capacity(hashes.len() * 35 + 2);
+/// Hashes, as `sorted_unique` gives them, as a JSON array of hex strings (read back with
+/// `unhex`): the B-trees they are inserted into or looked up in are then walked in order,
+/// not at random (ten times faster for a large graph's hashes).
+fn hashes_json(sorted: &[FactHash]) -> String {
+    debug_assert!(sorted.is_sorted(), "hashes_json takes sorted hashes");
+    let mut out = String::with_capacity(sorted.len() * 35 + 2);
     out.push('[');
     for (i, h) in sorted.iter().enumerate() {
         if i > 0 {
@@ -657,6 +650,13 @@ fn hashes_json(hashes: &[FactHash]) -> String {
     }
     out.push(']');
     out
+}
+
+/// Hashes in ascending order, each once: the order every statement and blob takes them in.
+fn sorted_unique(mut hashes: Vec<FactHash>) -> Vec<FactHash> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
 }
 
 /// The states `replay` acts on among those selected (all of them when none are).

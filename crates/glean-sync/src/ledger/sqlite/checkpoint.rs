@@ -14,17 +14,24 @@
 
 use sqlx::SqlitePool;
 use std::time::Duration;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How often the WAL is copied into the database file; it bounds how far the WAL grows.
 const INTERVAL: Duration = Duration::from_millis(250);
 
-/// Checkpoints through `pool` until the pool is closed.
-pub(super) fn start(pool: SqlitePool) {
+/// Checkpoints through `pool` until the pool is closed or the returned guard is dropped
+/// (the ledger's last handle with it).
+pub(super) fn start(pool: SqlitePool) -> DropGuard {
+    let stop = CancellationToken::new();
+    let guard = stop.clone().drop_guard();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
             if pool.is_closed() {
                 return;
             }
@@ -33,4 +40,5 @@ pub(super) fn start(pool: SqlitePool) {
             }
         }
     });
+    guard
 }
