@@ -69,12 +69,6 @@ impl std::fmt::Display for Failure {
     }
 }
 
-impl From<SinkError> for Failure {
-    fn from(e: SinkError) -> Self {
-        Failure::Sink(e)
-    }
-}
-
 /// Backoff and give-up settings (`GLEAN_RETRY_BASE_MS`, `GLEAN_RETRY_MAX_MS`, `GLEAN_MAX_ATTEMPTS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
