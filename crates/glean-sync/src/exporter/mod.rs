@@ -542,8 +542,7 @@ impl Shared {
     /// The sink had to create the database: nothing from before is in it, so later saves
     /// must carry every fact (this call's facts become known as it is recorded).
     async fn forget_database(&self) {
-        let known = self.ledger.forget_database(&self.db).await;
-        match known {
+        match self.ledger.forget_database(&self.db).await {
             Ok(()) => info!(db = %self.db, "the glean database was created anew: saves from now on carry all their facts"),
             Err(e) => warn!(db = %self.db, error = %e, "the glean database was created anew, but the ledger cannot forget what it held"),
         }
