@@ -34,6 +34,9 @@
 //! glean_graphs       graph_key -> version, export_id, updated_at: the stored graph (persistence)
 //! glean_graph_parts  (graph_key, part) -> nodes, edges: JSON arrays of `PART_ELEMENTS` at most
 //! glean_nodes, glean_edges   views over the parts, one row per stored node or edge
+//! export_fact_sets   export_id -> hashes: the facts an export carries, one blob; kept after
+//!                    its ingest until a learning pass (`learn`) has put them in known_facts
+//! known_facts        (db, hash): facts each database is known to hold
 //! ```
 //!
 //! A stored graph is a few JSON parts rather than a row per node and edge: a
@@ -63,7 +66,10 @@
 //! `synchronous=NORMAL`: at worst an export is written again,
 //! and the next durable commit syncs them too). Saves that arrive together
 //! share one durable commit (`group`). A third connection only copies the WAL
-//! into the database file, off the commits (`checkpoint`). Reads use a separate pool and, under
+//! into the database file, off the commits (`checkpoint`). An ingest's facts
+//! are learned later, in batches, on the relaxed connection (`learn`), so an
+//! ingest holds the write lock for a few rows, not a B-tree insert per fact.
+//! Reads use a separate pool and, under
 //! WAL, neither wait for the writers nor block them. A graph's next version
 //! is reserved in memory (`Reserved`), not by a write: the file belongs to
 //! one process, and its `graphs` row is written in the save's own commit.
@@ -84,6 +90,7 @@
 
 mod checkpoint;
 mod group;
+mod learn;
 mod row;
 mod selection;
 mod sql;
@@ -136,6 +143,10 @@ pub struct SqliteLedger {
     checkpointer: SqlitePool,
     /// Stops the checkpoint task when the last handle of this ledger is dropped.
     _checkpoints: Arc<tokio_util::sync::DropGuard>,
+    /// Holds ingested exports' facts and writes them to `known_facts` in batches (see `learn`).
+    learner: learn::Learner,
+    /// Stops the learning task when the last handle of this ledger is dropped.
+    _learning: Arc<tokio_util::sync::DropGuard>,
     /// Versions reserved by saves under way, by database and graph key (see `Reserved`).
     reserved: Arc<tokio::sync::Mutex<Reserved>>,
     /// The database file, for messages.
@@ -145,8 +156,7 @@ pub struct SqliteLedger {
 impl SqliteLedger {
     /// Begins an `IMMEDIATE` transaction on `pool` once this process's earlier writers are done.
     async fn begin_write(&self, pool: &SqlitePool) -> Result<(MutexGuard<'_, ()>, sqlx::Transaction<'static, Sqlite>), LedgerError> {
-        let turn = self.turn.lock().await;
-        Ok((turn, pool.begin_with("BEGIN IMMEDIATE").await?))
+        begin_write(&self.turn, pool).await
     }
 
     /// Inserts rows in one durable transaction, all or none.
@@ -203,6 +213,28 @@ impl SqliteLedger {
         }
     }
 
+    /// Which of `hashes` the `known_facts` table holds for `db`.
+    async fn known_in_table(&self, db: &str, hashes: Vec<FactHash>) -> Result<std::collections::HashSet<FactHash>, LedgerError> {
+        let mut known = std::collections::HashSet::new();
+        // A large lookup first asks whether anything is known: a graph's first export to a
+        // database then skips a probe per fact.
+        if hashes.is_empty() || (hashes.len() > KNOWN_FACTS_CHUNK && !self.any_known_in_table(db).await?) {
+            return Ok(known);
+        }
+        // Sorted as a whole, so the probes walk the index once, in order.
+        for chunk in sorted_unique(hashes).chunks(KNOWN_FACTS_CHUNK) {
+            let rows: Vec<Vec<u8>> =
+                sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
+            known.extend(rows.iter().filter_map(|h| FactHash::try_from(h.as_slice()).ok()));
+        }
+        Ok(known)
+    }
+
+    async fn any_known_in_table(&self, db: &str) -> Result<bool, LedgerError> {
+        let any: Option<i64> = sqlx::query_scalar(sql::ANY_KNOWN_FACT).bind(db).fetch_optional(&self.readers).await?;
+        Ok(any.is_some())
+    }
+
     /// Opens (creating it and its directory if needed) and migrates the ledger at `path`.
     pub async fn open(path: &Path) -> Result<Self, LedgerError> {
         create_parent(path).await?;
@@ -244,6 +276,10 @@ impl SqliteLedger {
             .await
             .map_err(|e| location(path, &e))?;
         let checkpoints = Arc::new(checkpoint::start(checkpointer.clone()));
+        let turn: Arc<tokio::sync::Mutex<()>> = Arc::default();
+        let learner = learn::Learner::new(relaxed.clone(), turn.clone());
+        learner.load().await?;
+        let learning = Arc::new(learner.start());
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
@@ -253,11 +289,13 @@ impl SqliteLedger {
         let mut ledger = SqliteLedger {
             writer,
             relaxed,
-            turn: Arc::default(),
+            turn,
             inserts: None,
             readers,
             checkpointer,
             _checkpoints: checkpoints,
+            learner,
+            _learning: learning,
             reserved: Arc::default(),
             path: path.to_path_buf(),
         };
@@ -272,6 +310,10 @@ impl SqliteLedger {
 
     /// Closes every connection, waiting for the ones in use (graceful shutdown).
     pub async fn close(&self) {
+        // Held facts would be taken back at the next open; writing them now spares it.
+        if let Err(e) = self.learner.pass().await {
+            tracing::debug!(error = %e, "known facts left held at close; the next open takes them back");
+        }
         self.readers.close().await;
         self.checkpointer.close().await;
         self.relaxed.close().await;
@@ -303,6 +345,16 @@ async fn create_parent(path: &Path) -> Result<(), LedgerError> {
 
 fn location(path: &Path, error: &dyn std::fmt::Display) -> LedgerError {
     LedgerError::Location { path: path.display().to_string(), message: error.to_string() }
+}
+
+/// Begins an `IMMEDIATE` transaction on `pool` once this process's earlier writers, which
+/// queue on `turn`, are done.
+async fn begin_write<'t>(
+    turn: &'t tokio::sync::Mutex<()>,
+    pool: &SqlitePool,
+) -> Result<(MutexGuard<'t, ()>, sqlx::Transaction<'static, Sqlite>), LedgerError> {
+    let turn = turn.lock().await;
+    Ok((turn, pool.begin_with("BEGIN IMMEDIATE").await?))
 }
 
 fn now() -> i64 {
@@ -347,23 +399,14 @@ impl Ledger for SqliteLedger {
     }
 
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
-        // A large lookup first asks whether anything is known: a graph's first export to a
-        // database then skips a probe per fact.
-        if hashes.len() > KNOWN_FACTS_CHUNK {
-            let any: Option<i64> = sqlx::query_scalar(sql::ANY_KNOWN_FACT).bind(db).fetch_optional(&self.readers).await?;
-            if any.is_none() {
-                return Ok(vec![false; hashes.len()]);
-            }
+        // Held sets first: a learning pass commits facts to the table before it lets go of them.
+        let mut known = self.learner.knows(db, hashes);
+        let rest: Vec<FactHash> = hashes.iter().zip(&known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect();
+        let in_table = self.known_in_table(db, rest).await?;
+        for (k, h) in known.iter_mut().zip(hashes) {
+            *k = *k || in_table.contains(h);
         }
-        // Sorted as a whole, so the probes walk the index once, in order.
-        let sorted = sorted_unique(hashes.to_vec());
-        let mut known = std::collections::HashSet::new();
-        for chunk in sorted.chunks(KNOWN_FACTS_CHUNK) {
-            let rows: Vec<Vec<u8>> =
-                sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
-            known.extend(rows.iter().filter_map(|h| FactHash::try_from(h.as_slice()).ok()));
-        }
-        Ok(hashes.iter().map(|h| known.contains(h)).collect())
+        Ok(known)
     }
 
     async fn claim(&self, candidates: &[ExportId], limit: usize, owner: &str, lease: Duration) -> Result<Vec<Export>, LedgerError> {
@@ -404,21 +447,19 @@ impl Ledger for SqliteLedger {
             Outcome::Released => held(sql::FINISH_RELEASED),
             Outcome::Postponed { error } => held(sql::FINISH_POSTPONED).bind(error.as_str()),
         };
-        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
+        let (turn, mut tx) = self.begin_write(&self.relaxed).await?;
         query.execute(&mut *tx).await?;
+        let mut ingested = Vec::new();
         if *outcome == Outcome::Ingested {
-            // What Glean now holds is known for the database, so later deltas leave it out.
-            let sets: Vec<(String, Vec<u8>)> = sqlx::query_as(sql::INGESTED_FACT_SETS).bind(ids_json.clone()).fetch_all(&mut *tx).await?;
-            for (db, hashes) in learned_by_db(sets) {
-                for chunk in hashes.chunks(KNOWN_FACTS_CHUNK) {
-                    sqlx::query(sql::LEARN_HASHES).bind(&db).bind(hashes_json(chunk)).execute(&mut *tx).await?;
-                }
-            }
-            sqlx::query(sql::FORGET_FACT_SETS).bind(ids_json.clone()).execute(&mut *tx).await?;
+            // What Glean now holds becomes known for the database (see `learn`), so later
+            // deltas leave it out; facts kept a row each by earlier versions are learned here.
+            ingested = sqlx::query_as(sql::INGESTED_FACT_SETS).bind(ids_json.clone()).fetch_all(&mut *tx).await?;
             sqlx::query(sql::LEARN_FACTS).bind(ids_json.clone()).execute(&mut *tx).await?;
             sqlx::query(sql::FORGET_EXPORT_FACTS).bind(ids_json).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        drop(turn);
+        self.learner.hold(ingested);
         Ok(())
     }
 
@@ -433,12 +474,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn forget_database(&self, db: &str) -> Result<(), LedgerError> {
-        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
-        let forgotten = sqlx::query(sql::FORGET_KNOWN_FACTS).bind(db).execute(&mut *tx).await?;
-        if forgotten.rows_affected() > 0 {
-            sqlx::query(sql::FORGET_CONTENT).bind(db).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        self.learner.forget(db).await?;
         Ok(())
     }
 
@@ -616,16 +652,6 @@ fn push_hex(out: &mut String, h: &FactHash) {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
-}
-
-/// The hashes of several fact sets, by database, each database's sorted and without repeats:
-/// one pass through `known_facts` in key order, instead of one per export.
-fn learned_by_db(sets: Vec<(String, Vec<u8>)>) -> std::collections::BTreeMap<String, Vec<FactHash>> {
-    let mut by_db: std::collections::BTreeMap<String, Vec<FactHash>> = std::collections::BTreeMap::new();
-    for (db, set) in sets {
-        by_db.entry(db).or_default().extend(set.chunks_exact(16).filter_map(|h| FactHash::try_from(h).ok()));
-    }
-    by_db.into_iter().map(|(db, hashes)| (db, sorted_unique(hashes))).collect()
 }
 
 /// Hashes as one blob, sorted and without repeats (`export_fact_sets`).

@@ -119,19 +119,22 @@ pub(super) const ANY_KNOWN_FACT: &str = "SELECT 1 FROM known_facts WHERE db = ?1
 /// The facts an export carries, as one blob of sorted hashes. Binds: export id, hashes.
 pub(super) const INSERT_FACT_SET: &str = "INSERT INTO export_fact_sets (export_id, hashes) VALUES (?1, ?2)";
 
-/// The fact sets of ingested exports, with their database. Binds: ids (JSON).
+/// Among some exports, the ingested ones' fact sets: export id, database, hashes. Binds: ids (JSON).
 pub(super) const INGESTED_FACT_SETS: &str = "
-    SELECT e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
+    SELECT s.export_id, e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
     WHERE s.export_id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested'";
+
+/// Every ingested export's fact set, not yet learned: export id, database, hashes.
+pub(super) const UNLEARNED_FACT_SETS: &str = "
+    SELECT s.export_id, e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
+    WHERE e.state = 'ingested'";
 
 /// Some facts become known for a database. Binds: db, hashes (JSON array of hex).
 pub(super) const LEARN_HASHES: &str = "
     INSERT OR IGNORE INTO known_facts (db, hash) SELECT ?1, unhex(value) FROM json_each(?2)";
 
-/// Fact sets of ingested exports are no longer needed. Binds: ids (JSON).
-pub(super) const FORGET_FACT_SETS: &str = "
-    DELETE FROM export_fact_sets WHERE export_id IN (
-        SELECT e.id FROM exports AS e WHERE e.id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested')";
+/// Fact sets whose facts are learned (or forgotten with their database). Binds: ids (JSON).
+pub(super) const FORGET_FACT_SETS: &str = "DELETE FROM export_fact_sets WHERE export_id IN (SELECT value FROM json_each(?1))";
 
 /// Ingested exports' facts (rows written before fact sets) become known. Binds: ids (JSON).
 pub(super) const LEARN_FACTS: &str = "

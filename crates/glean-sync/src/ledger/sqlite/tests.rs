@@ -118,6 +118,47 @@ async fn fact_rows_written_before_fact_sets_are_still_learned_at_ingest() {
     assert_eq!(left, 0, "and then deleted");
 }
 
+/// Counts the rows of `table` (a name from this file, never input).
+async fn count(ledger: &SqliteLedger, table: &str) -> i64 {
+    let statement = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
+    sqlx::query_scalar(statement).fetch_one(&ledger.readers).await.expect("count")
+}
+
+#[tokio::test]
+async fn ingested_facts_are_known_at_once_and_written_to_the_table_by_a_pass() {
+    use crate::ledger::{NewExport, Outcome};
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let facts = vec![[4u8; 16], [5u8; 16]];
+    let export = NewExport { db: "db1".into(), batch_file: "a.json".into(), facts: facts.clone(), ..NewExport::default() };
+    let id = ledger.insert(&export).await.expect("insert");
+    ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
+    ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
+    assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [true, true], "known before any pass");
+    ledger.learner.pass().await.expect("a pass");
+    assert_eq!(count(&ledger, "known_facts").await, 2);
+    assert_eq!(count(&ledger, "export_fact_sets").await, 0, "a learned set is let go");
+    assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [true, true], "known from the table");
+}
+
+#[tokio::test]
+async fn fact_sets_a_crash_left_unlearned_are_known_after_reopening() {
+    use crate::ledger::NewExport;
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let facts = vec![[6u8; 16], [7u8; 16]];
+    let export = NewExport { db: "db1".into(), batch_file: "a.json".into(), facts: facts.clone(), ..NewExport::default() };
+    let id = ledger.insert(&export).await.expect("insert");
+    // As a crash leaves it: the ingest committed, no pass after it, nothing held in memory.
+    sqlx::query("UPDATE exports SET state = 'ingested' WHERE id = ?1").bind(id).execute(&ledger.writer).await.expect("ingested");
+    assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [false, false]);
+    let reopened = SqliteLedger::open(&backend.path).await.expect("reopen");
+    assert_eq!(reopened.known_facts("db1", &facts).await.expect("known"), [true, true], "taken back at open");
+    reopened.close().await;
+    assert_eq!(count(&ledger, "known_facts").await, 2, "and written at close");
+    assert_eq!(count(&ledger, "export_fact_sets").await, 0);
+}
+
 #[tokio::test]
 async fn graphs_stored_a_row_per_element_are_migrated_into_parts() {
     use crate::graph::{Edge, Node};
