@@ -152,26 +152,27 @@ fn fact_hash(tag: u8, key: &str) -> FactHash {
     out
 }
 
-/// Per-fact hashes of a graph's nodes and edges, in graph order.
-pub fn fact_hashes(graph: &Graph) -> (Vec<FactHash>, Vec<FactHash>) {
-    (hash_all(b'N', &graph.nodes), hash_all(b'E', &graph.edges))
+/// Per-fact hashes of a graph: its nodes', then its edges', in graph order (one vector:
+/// a million-node graph's hashes are 32 MiB, better not copied to be looked up whole).
+pub fn fact_hashes(graph: &Graph) -> Vec<FactHash> {
+    let mut hashes = Vec::with_capacity(graph.nodes.len() + graph.edges.len());
+    let mut buf = String::with_capacity(256);
+    hash_into(&mut hashes, &mut buf, b'N', &graph.nodes);
+    hash_into(&mut hashes, &mut buf, b'E', &graph.edges);
+    hashes
 }
 
-fn hash_all<T: FactKey>(tag: u8, facts: &[T]) -> Vec<FactHash> {
-    let mut buf = String::with_capacity(256);
-    facts
-        .iter()
-        .map(|f| {
-            buf.clear();
-            f.write_key(&mut buf);
-            fact_hash(tag, &buf)
-        })
-        .collect()
+fn hash_into<T: FactKey>(out: &mut Vec<FactHash>, buf: &mut String, tag: u8, facts: &[T]) {
+    out.extend(facts.iter().map(|f| {
+        buf.clear();
+        f.write_key(buf);
+        fact_hash(tag, buf)
+    }));
 }
 
 /// A hash of a graph's content that ignores the order of nodes and edges.
-pub fn content_hash(nodes: &[FactHash], edges: &[FactHash]) -> String {
-    let mut all: Vec<&FactHash> = nodes.iter().chain(edges).collect();
+pub fn content_hash(facts: &[FactHash]) -> String {
+    let mut all: Vec<&FactHash> = facts.iter().collect();
     all.sort_unstable();
     let mut h = blake3::Hasher::new();
     for f in all {

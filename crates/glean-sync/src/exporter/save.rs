@@ -20,16 +20,15 @@ use tracing::info;
 struct Hashed {
     /// Shared with the ledger row, which stores it (graph persistence).
     graph: Arc<Graph>,
-    nodes: Vec<FactHash>,
-    edges: Vec<FactHash>,
+    /// The nodes' facts, then the edges'.
+    facts: Vec<FactHash>,
     content_hash: String,
 }
 
 /// Which facts go into the batch.
 struct Selection {
-    /// Per node, per edge: whether the database already holds it.
-    known_nodes: Vec<bool>,
-    known_edges: Vec<bool>,
+    /// Per fact (nodes, then edges): whether the database already holds it.
+    known: Vec<bool>,
     /// Whether the batch's facts are tracked (graphs with a key).
     track: bool,
 }
@@ -60,13 +59,8 @@ impl Exporter {
             },
         };
         let selection = match key {
-            Some(_) => {
-                let all: Vec<FactHash> = hashed.nodes.iter().chain(&hashed.edges).copied().collect();
-                let mut known_nodes = shared.ledger.known_facts(&shared.db, &all).await?;
-                let known_edges = known_nodes.split_off(hashed.nodes.len());
-                Selection { known_nodes, known_edges, track: true }
-            }
-            None => Selection { known_nodes: vec![false; hashed.nodes.len()], known_edges: vec![false; hashed.edges.len()], track: false },
+            Some(_) => Selection { known: shared.ledger.known_facts(&shared.db, &hashed.facts).await?, track: true },
+            None => Selection { known: vec![false; hashed.facts.len()], track: false },
         };
         let name = shared.batches.next_name();
         let writer = shared.clone();
@@ -129,9 +123,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, SaveError> + 
 }
 
 fn hash(graph: Graph) -> Hashed {
-    let (nodes, edges) = batch::fact_hashes(&graph);
-    let content_hash = batch::content_hash(&nodes, &edges);
-    Hashed { graph: Arc::new(graph), nodes, edges, content_hash }
+    let facts = batch::fact_hashes(&graph);
+    let content_hash = batch::content_hash(&facts);
+    Hashed { graph: Arc::new(graph), facts, content_hash }
 }
 
 /// Writes the batch of the facts not known to the database; returns the row to record.
@@ -143,8 +137,12 @@ fn write(
     sel: &Selection,
 ) -> Result<(NewExport, Hashed), SaveError> {
     let g = &hashed.graph;
-    let nodes: Vec<_> = g.nodes.iter().zip(&sel.known_nodes).filter(|(_, k)| !**k).map(|(n, _)| n).collect();
-    let edges: Vec<_> = g.edges.iter().zip(&sel.known_edges).filter(|(_, k)| !**k).map(|(e, _)| e).collect();
+    let (known_nodes, known_edges) = match sel.known.split_at_checked(g.nodes.len()) {
+        Some(split) if sel.known.len() == hashed.facts.len() => split,
+        _ => return Err(SaveError::Internal(format!("the ledger answered {} of {} facts", sel.known.len(), hashed.facts.len()))),
+    };
+    let nodes: Vec<_> = g.nodes.iter().zip(known_nodes).filter(|(_, k)| !**k).map(|(n, _)| n).collect();
+    let edges: Vec<_> = g.edges.iter().zip(known_edges).filter(|(_, k)| !**k).map(|(e, _)| e).collect();
     let manifest = Manifest {
         exported_at: Utc::now(),
         graph_key: g.key(),
@@ -166,7 +164,11 @@ fn write(
         None
     };
     let facts = if sel.track {
-        unknown(&hashed.nodes, &sel.known_nodes).chain(unknown(&hashed.edges, &sel.known_edges)).collect()
+        // In the order the ledger keeps fact sets in, so it can store them without a copy.
+        let mut facts: Vec<FactHash> = hashed.facts.iter().zip(&sel.known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect();
+        facts.sort_unstable();
+        facts.dedup();
+        facts
     } else {
         Vec::new()
     };
@@ -185,10 +187,6 @@ fn write(
         payload,
     };
     Ok((new, hashed))
-}
-
-fn unknown<'a>(hashes: &'a [FactHash], known: &'a [bool]) -> impl Iterator<Item = FactHash> + 'a {
-    hashes.iter().zip(known).filter(|(_, k)| !**k).map(|(h, _)| *h)
 }
 
 impl Shared {

@@ -118,7 +118,8 @@ pub struct NewExport {
     /// Size of the batch file in bytes.
     pub bytes: i64,
     /// Hashes of the Node and Edge facts in the batch that `db` is not known to
-    /// hold; they become known when the export is ingested (deltas).
+    /// hold; they become known when the export is ingested (deltas). The save path
+    /// gives them sorted and unique, which spares a large graph's ledger a copy.
     pub facts: Vec<FactHash>,
     /// Recorded `dead` at once, with this reason (a watched file that fails validation).
     pub dead: Option<String>,

@@ -160,7 +160,7 @@ impl SqliteLedger {
     }
 
     /// Inserts rows in one durable transaction, all or none.
-    async fn insert_rows(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
+    async fn insert_rows(&self, exports: &[&NewExport]) -> Result<Vec<ExportId>, LedgerError> {
         // An explicit transaction, so that a failing commit (disk full) is an error: with
         // RETURNING in autocommit mode the commit happens after the id is read, and its
         // error would be lost, acknowledging a save whose row was never written.
@@ -187,7 +187,7 @@ impl SqliteLedger {
     }
 
     /// The content each export's version was reserved for (its own hash if none is held).
-    async fn reserved_content(&self, exports: &[NewExport]) -> Vec<String> {
+    async fn reserved_content(&self, exports: &[&NewExport]) -> Vec<String> {
         let reserved = self.reserved.lock().await;
         exports
             .iter()
@@ -202,7 +202,7 @@ impl SqliteLedger {
     }
 
     /// Forgets the reservations these committed exports fulfilled: their graphs rows now say it.
-    async fn release_reservations(&self, exports: &[NewExport]) {
+    async fn release_reservations(&self, exports: &[&NewExport]) {
         let mut reserved = self.reserved.lock().await;
         for e in exports {
             let Some(key) = &e.graph_key else { continue };
@@ -213,16 +213,11 @@ impl SqliteLedger {
         }
     }
 
-    /// Which of `hashes` the `known_facts` table holds for `db`.
-    async fn known_in_table(&self, db: &str, hashes: Vec<FactHash>) -> Result<std::collections::HashSet<FactHash>, LedgerError> {
+    /// Which of `sorted` (as `sorted_unique` gives them) the `known_facts` table holds for `db`.
+    async fn known_in_table(&self, db: &str, sorted: &[FactHash]) -> Result<std::collections::HashSet<FactHash>, LedgerError> {
         let mut known = std::collections::HashSet::new();
-        // A large lookup first asks whether anything is known: a graph's first export to a
-        // database then skips a probe per fact.
-        if hashes.is_empty() || (hashes.len() > KNOWN_FACTS_CHUNK && !self.any_known_in_table(db).await?) {
-            return Ok(known);
-        }
         // Sorted as a whole, so the probes walk the index once, in order.
-        for chunk in sorted_unique(hashes).chunks(KNOWN_FACTS_CHUNK) {
+        for chunk in sorted.chunks(KNOWN_FACTS_CHUNK) {
             let rows: Vec<Vec<u8>> =
                 sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
             known.extend(rows.iter().filter_map(|h| FactHash::try_from(h.as_slice()).ok()));
@@ -365,16 +360,18 @@ fn now() -> i64 {
 impl Ledger for SqliteLedger {
     async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
         match &self.inserts {
-            Some(queue) => group::insert(queue, export.clone()).await,
-            None => {
-                let ids = self.insert_rows(std::slice::from_ref(export)).await?;
+            // A large export gains nothing from sharing a commit, and would be copied whole
+            // (its facts, 32 MiB for a million nodes) to reach the committing task.
+            Some(queue) if export.facts.len() <= group::LARGE_FACTS => group::insert(queue, export.clone()).await,
+            _ => {
+                let ids = self.insert_rows(&[export]).await?;
                 ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
             }
         }
     }
 
     async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
-        self.insert_rows(exports).await
+        self.insert_rows(&exports.iter().collect::<Vec<_>>()).await
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
@@ -401,8 +398,13 @@ impl Ledger for SqliteLedger {
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
         // Held sets first: a learning pass commits facts to the table before it lets go of them.
         let mut known = self.learner.knows(db, hashes);
-        let rest: Vec<FactHash> = hashes.iter().zip(&known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect();
-        let in_table = self.known_in_table(db, rest).await?;
+        // A large lookup first asks whether the table knows anything: a graph's first export
+        // to a database then skips a probe per fact.
+        if hashes.len() > KNOWN_FACTS_CHUNK && !self.any_known_in_table(db).await? {
+            return Ok(known);
+        }
+        let rest = sorted_unique(hashes.iter().zip(&known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect());
+        let in_table = self.known_in_table(db, &rest).await?;
         for (k, h) in known.iter_mut().zip(hashes) {
             *k = *k || in_table.contains(h);
         }
@@ -654,9 +656,14 @@ fn push_hex(out: &mut String, h: &FactHash) {
     }
 }
 
-/// Hashes as one blob, sorted and without repeats (`export_fact_sets`).
-fn fact_set(hashes: &[FactHash]) -> Vec<u8> {
-    sorted_unique(hashes.to_vec()).concat()
+/// Hashes as one blob, sorted and without repeats (`export_fact_sets`); borrowed when
+/// they are so already, as the save path gives them.
+fn fact_set(hashes: &[FactHash]) -> std::borrow::Cow<'_, [u8]> {
+    if hashes.is_sorted_by(|a, b| a < b) {
+        std::borrow::Cow::Borrowed(hashes.as_flattened())
+    } else {
+        std::borrow::Cow::Owned(sorted_unique(hashes.to_vec()).concat())
+    }
 }
 
 /// Hashes, as `sorted_unique` gives them, as a JSON array of hex strings (read back with

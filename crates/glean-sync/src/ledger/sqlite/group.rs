@@ -15,6 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The most inserts one commit carries.
 const MAX_GROUP: usize = 256;
 
+/// Exports carrying more facts than this are committed alone, without the queue.
+pub(super) const LARGE_FACTS: usize = 10_000;
+
 /// An insert waiting for its commit.
 pub(super) struct Insert {
     export: NewExport,
@@ -45,7 +48,7 @@ async fn run(ledger: SqliteLedger, mut inserts: mpsc::Receiver<Insert>) {
                 Err(_) => break,
             }
         }
-        let exports: Vec<NewExport> = group.iter().map(|i| i.export.clone()).collect();
+        let exports: Vec<&NewExport> = group.iter().map(|i| &i.export).collect();
         match ledger.insert_rows(&exports).await {
             Ok(ids) => {
                 for (insert, id) in group.into_iter().zip(ids) {
@@ -55,7 +58,7 @@ async fn run(ledger: SqliteLedger, mut inserts: mpsc::Receiver<Insert>) {
             Err(_) => {
                 // Alone, each insert gets its own error (or succeeds).
                 for insert in group {
-                    let result = ledger.insert_rows(std::slice::from_ref(&insert.export)).await.and_then(|ids| {
+                    let result = ledger.insert_rows(&[&insert.export]).await.and_then(|ids| {
                         ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
                     });
                     let _ = insert.reply.send(result);

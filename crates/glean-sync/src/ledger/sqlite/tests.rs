@@ -141,6 +141,13 @@ async fn ingested_facts_are_known_at_once_and_written_to_the_table_by_a_pass() {
     assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [true, true], "known from the table");
 }
 
+#[test]
+fn fact_sets_are_stored_sorted_and_unique_and_borrowed_when_given_so() {
+    let (a, b) = ([1u8; 16], [2u8; 16]);
+    assert!(matches!(super::fact_set(&[a, b]), std::borrow::Cow::Borrowed(_)), "the save path's sorted facts are not copied");
+    assert_eq!(super::fact_set(&[b, a, b]).as_ref(), [a, b].concat().as_slice());
+}
+
 #[tokio::test]
 async fn fact_sets_a_crash_left_unlearned_are_known_after_reopening() {
     use crate::ledger::NewExport;
