@@ -170,6 +170,13 @@ fn hash_into<T: FactKey>(out: &mut Vec<FactHash>, buf: &mut String, tag: u8, fac
     }));
 }
 
+/// Hashes in ascending order, each once: the order the ledgers keep and look up fact sets in.
+pub fn sorted_unique(mut hashes: Vec<FactHash>) -> Vec<FactHash> {
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// A hash of a graph's content that ignores the order of nodes and edges.
 pub fn content_hash(facts: &[FactHash]) -> String {
     let mut all: Vec<&FactHash> = facts.iter().collect();

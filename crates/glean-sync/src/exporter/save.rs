@@ -165,10 +165,7 @@ fn write(
     };
     let facts = if sel.track {
         // In the order the ledger keeps fact sets in, so it can store them without a copy.
-        let mut facts: Vec<FactHash> = hashed.facts.iter().zip(&sel.known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect();
-        facts.sort_unstable();
-        facts.dedup();
-        facts
+        batch::sorted_unique(hashed.facts.iter().zip(&sel.known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect())
     } else {
         Vec::new()
     };

@@ -100,6 +100,7 @@ mod tests;
 use super::{
     Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot,
 };
+use crate::batch::sorted_unique;
 use crate::graph::{Edge, Graph, Node};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
 use sqlx::Sqlite;
@@ -683,13 +684,6 @@ fn hashes_json(sorted: &[FactHash]) -> String {
     }
     out.push(']');
     out
-}
-
-/// Hashes in ascending order, each once: the order every statement and blob takes them in.
-fn sorted_unique(mut hashes: Vec<FactHash>) -> Vec<FactHash> {
-    hashes.sort_unstable();
-    hashes.dedup();
-    hashes
 }
 
 /// The states `replay` acts on among those selected (all of them when none are).

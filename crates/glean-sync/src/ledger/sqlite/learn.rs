@@ -17,7 +17,8 @@
 //! memory) only after its facts are committed, and `load` takes back the sets
 //! a crash left.
 
-use super::{ExportId, FactHash, LedgerError, begin_write, hashes_json, ids_json, sorted_unique, sql};
+use super::{ExportId, FactHash, LedgerError, begin_write, hashes_json, ids_json, sql};
+use crate::batch::sorted_unique;
 use sqlx::SqlitePool;
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
