@@ -353,6 +353,32 @@ async fn begin_write<'t>(
     Ok((turn, pool.begin_with("BEGIN IMMEDIATE").await?))
 }
 
+/// Runs `work` every `interval` on a task of its own until `pool` is closed or the returned
+/// guard is dropped (with the ledger's last handle): the ledger's background upkeep.
+fn every<F, W>(interval: Duration, pool: SqlitePool, mut work: F) -> tokio_util::sync::DropGuard
+where
+    F: FnMut() -> W + Send + 'static,
+    W: std::future::Future<Output = ()> + Send,
+{
+    let stop = tokio_util::sync::CancellationToken::new();
+    let guard = stop.clone().drop_guard();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if pool.is_closed() {
+                return;
+            }
+            work().await;
+        }
+    });
+    guard
+}
+
 fn now() -> i64 {
     millis(chrono::Utc::now())
 }

@@ -14,7 +14,7 @@
 
 use sqlx::SqlitePool;
 use std::time::Duration;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::DropGuard;
 
 /// How often the WAL is copied into the database file; it bounds how far the WAL grows.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -22,23 +22,12 @@ const INTERVAL: Duration = Duration::from_millis(250);
 /// Checkpoints through `pool` until the pool is closed or the returned guard is dropped
 /// (the ledger's last handle with it).
 pub(super) fn start(pool: SqlitePool) -> DropGuard {
-    let stop = CancellationToken::new();
-    let guard = stop.clone().drop_guard();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
-            if pool.is_closed() {
-                return;
-            }
+    super::every(INTERVAL, pool.clone(), move || {
+        let pool = pool.clone();
+        async move {
             if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
                 tracing::debug!(error = %e, "ledger checkpoint did not run; the WAL keeps its pages for the next one");
             }
         }
-    });
-    guard
+    })
 }

@@ -23,7 +23,7 @@ use sqlx::SqlitePool;
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::DropGuard;
 
 /// How often held facts are written to `known_facts`: long enough for a batch to share pages.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -175,26 +175,15 @@ impl Learner {
 
     /// Runs a pass every `INTERVAL` until the pool closes or the returned guard is dropped.
     pub(super) fn start(&self) -> DropGuard {
-        let stop = CancellationToken::new();
-        let guard = stop.clone().drop_guard();
         let learner = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(INTERVAL);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
-                if learner.pool.is_closed() {
-                    return;
-                }
+        super::every(INTERVAL, self.pool.clone(), move || {
+            let learner = learner.clone();
+            async move {
                 if let Err(e) = learner.pass().await {
                     tracing::warn!(error = %e, "ledger could not record known facts; they stay held and are tried again");
                 }
             }
-        });
-        guard
+        })
     }
 }
 
