@@ -114,8 +114,7 @@ async fn fact_rows_written_before_fact_sets_are_still_learned_at_ingest() {
     ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
     ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
     assert_eq!(ledger.known_facts("db1", &[[9u8; 16]]).await.expect("known"), [true]);
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM export_facts").fetch_one(&ledger.readers).await.expect("count");
-    assert_eq!(left, 0, "and then deleted");
+    assert_eq!(count(&ledger, "export_facts").await, 0, "and then deleted");
 }
 
 /// Counts the rows of `table` (a name from this file, never input).
@@ -124,14 +123,21 @@ async fn count(ledger: &SqliteLedger, table: &str) -> i64 {
     sqlx::query_scalar(statement).fetch_one(&ledger.readers).await.expect("count")
 }
 
+/// A fresh ledger holding one pending export of `db1` that carries `facts`.
+async fn ledger_with_export(backend: &SqliteBackend, facts: &[[u8; 16]]) -> (SqliteLedger, i64) {
+    use crate::ledger::NewExport;
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let export = NewExport { db: "db1".into(), batch_file: "a.json".into(), facts: facts.to_vec(), ..NewExport::default() };
+    let id = ledger.insert(&export).await.expect("insert");
+    (ledger, id)
+}
+
 #[tokio::test]
 async fn ingested_facts_are_known_at_once_and_written_to_the_table_by_a_pass() {
-    use crate::ledger::{NewExport, Outcome};
+    use crate::ledger::Outcome;
     let backend = SqliteBackend::new();
-    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
-    let facts = vec![[4u8; 16], [5u8; 16]];
-    let export = NewExport { db: "db1".into(), batch_file: "a.json".into(), facts: facts.clone(), ..NewExport::default() };
-    let id = ledger.insert(&export).await.expect("insert");
+    let facts = [[4u8; 16], [5u8; 16]];
+    let (ledger, id) = ledger_with_export(&backend, &facts).await;
     ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
     ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
     assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [true, true], "known before any pass");
@@ -150,12 +156,9 @@ fn fact_sets_are_stored_sorted_and_unique_and_borrowed_when_given_so() {
 
 #[tokio::test]
 async fn fact_sets_a_crash_left_unlearned_are_known_after_reopening() {
-    use crate::ledger::NewExport;
     let backend = SqliteBackend::new();
-    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
-    let facts = vec![[6u8; 16], [7u8; 16]];
-    let export = NewExport { db: "db1".into(), batch_file: "a.json".into(), facts: facts.clone(), ..NewExport::default() };
-    let id = ledger.insert(&export).await.expect("insert");
+    let facts = [[6u8; 16], [7u8; 16]];
+    let (ledger, id) = ledger_with_export(&backend, &facts).await;
     // As a crash leaves it: the ingest committed, no pass after it, nothing held in memory.
     sqlx::query("UPDATE exports SET state = 'ingested' WHERE id = ?1").bind(id).execute(&ledger.writer).await.expect("ingested");
     assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [false, false]);
