@@ -122,6 +122,14 @@ impl Learner {
         }
     }
 
+    /// Stops holding these exports' sets: their rows in `export_fact_sets` are gone.
+    fn let_go(&self, ids: &[ExportId]) {
+        let mut unlearned = self.unlearned();
+        for id in ids {
+            unlearned.remove(*id);
+        }
+    }
+
     /// Per hash: whether the sets held here say `db` holds it. Ask this before the table.
     pub(super) fn knows(&self, db: &str, hashes: &[FactHash]) -> Vec<bool> {
         let unlearned = self.unlearned();
@@ -145,10 +153,7 @@ impl Learner {
         let (_turn, mut tx) = begin_write(&self.turn, &self.pool).await?;
         sqlx::query(sql::FORGET_FACT_SETS).bind(ids_json(&ids)).execute(&mut *tx).await?;
         tx.commit().await?;
-        let mut unlearned = self.unlearned();
-        for id in &ids {
-            unlearned.remove(*id);
-        }
+        self.let_go(&ids);
         Ok(ids.len())
     }
 
@@ -166,10 +171,7 @@ impl Learner {
             sqlx::query(sql::FORGET_CONTENT).bind(db).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        let mut unlearned = self.unlearned();
-        for id in held {
-            unlearned.remove(id);
-        }
+        self.let_go(&held);
         Ok(forgotten)
     }
 
