@@ -119,15 +119,20 @@ pub(super) const ANY_KNOWN_FACT: &str = "SELECT 1 FROM known_facts WHERE db = ?1
 /// The facts an export carries, as one blob of sorted hashes. Binds: export id, hashes.
 pub(super) const INSERT_FACT_SET: &str = "INSERT INTO export_fact_sets (export_id, hashes) VALUES (?1, ?2)";
 
-/// Among some exports, the ingested ones' fact sets: export id, database, hashes. Binds: ids (JSON).
-pub(super) const INGESTED_FACT_SETS: &str = "
-    SELECT s.export_id, e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
-    WHERE s.export_id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested'";
+/// Ingested exports' fact sets (not yet learned, as learned ones are deleted): export id,
+/// database, hashes.
+macro_rules! ingested_fact_sets {
+    () => {
+        "SELECT s.export_id, e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
+         WHERE e.state = 'ingested'"
+    };
+}
 
-/// Every ingested export's fact set, not yet learned: export id, database, hashes.
-pub(super) const UNLEARNED_FACT_SETS: &str = "
-    SELECT s.export_id, e.db, s.hashes FROM export_fact_sets AS s JOIN exports AS e ON e.id = s.export_id
-    WHERE e.state = 'ingested'";
+/// `ingested_fact_sets` among some exports. Binds: ids (JSON).
+pub(super) const INGESTED_FACT_SETS: &str = concat!(ingested_fact_sets!(), " AND s.export_id IN (SELECT value FROM json_each(?1))");
+
+/// `ingested_fact_sets`, all of them (taken back at open).
+pub(super) const UNLEARNED_FACT_SETS: &str = ingested_fact_sets!();
 
 /// Some facts become known for a database. Binds: db, hashes (JSON array of hex).
 pub(super) const LEARN_HASHES: &str = "

@@ -49,7 +49,7 @@ async fn hot_statements_never_scan_the_table() {
             assert!(step.contains("USING INDEX exports_unfinished") || step.contains("json_each"), "{steps:?}");
         }
     }
-    let finishes = [sql::FINISH_INGESTED, sql::FINISH_RETRY, sql::FINISH_DEAD, sql::FINISH_RELEASED];
+    let finishes = [sql::FINISH_INGESTED, sql::FINISH_RETRY, sql::FINISH_DEAD, sql::FINISH_RELEASED, sql::INGESTED_FACT_SETS];
     for statement in finishes {
         let steps = plan(&ledger, statement).await;
         assert!(steps.iter().any(|s| s.contains("USING INTEGER PRIMARY KEY")), "{steps:?}");
