@@ -480,7 +480,7 @@ async fn claim_latency() {
         })
         .collect();
     for chunk in exports.chunks(1000) {
-        ledger.insert_many(chunk).await.expect("insert");
+        ledger.insert_many(chunk.to_vec()).await.expect("insert");
     }
     let started = Instant::now();
     let claimers: Vec<_> = (0..6)

@@ -51,7 +51,7 @@ pub(super) async fn export_dir(shared: &Shared) -> Result<(), LedgerError> {
                 }
             }
         }
-        let id = shared.ledger.insert(&export).await?;
+        let id = shared.ledger.insert(export).await?;
         info!(export_id = id, file = %name, state = "pending", "adopted a batch file saved just before a crash (its save was never acknowledged)");
     }
     Ok(())

@@ -25,6 +25,21 @@ struct Hashed {
     content_hash: String,
 }
 
+/// What the receipt and the log tell of a batch, kept while the ledger takes its export.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    version: Option<i64>,
+    nodes: i64,
+    edges: i64,
+    bytes: i64,
+}
+
+impl Written {
+    fn of(new: &NewExport) -> Written {
+        Written { version: new.graph_version, nodes: new.node_count, edges: new.edge_count, bytes: new.bytes }
+    }
+}
+
 /// Which facts go into the batch.
 struct Selection {
     /// Per fact (nodes, then edges): whether the database already holds it.
@@ -65,8 +80,9 @@ impl Exporter {
         let name = shared.batches.next_name();
         let writer = shared.clone();
         let file = name.clone();
-        let (new, hashed) = blocking(move || write(&writer, file, hashed, version, &selection)).await?;
-        let id = match shared.ledger.insert(&new).await {
+        let (new, graph) = blocking(move || write(&writer, file, hashed, version, &selection)).await?;
+        let written = Written::of(&new);
+        let id = match shared.ledger.insert(new).await {
             Ok(id) => id,
             Err(e) => {
                 // Leave nothing half-done: a file without a row would be delivered by nobody.
@@ -74,7 +90,7 @@ impl Exporter {
                 return Err(e.into());
             }
         };
-        Ok(shared.saved(id, name, &new, &hashed))
+        Ok(shared.saved(id, name, written, &graph))
     }
 }
 
@@ -100,8 +116,9 @@ impl Exporter {
             payload,
             ..NewExport::default()
         };
-        let id = shared.ledger.insert(&new).await?;
-        match &new.dead {
+        let dead = new.dead.clone();
+        let id = shared.ledger.insert(new).await?;
+        match &dead {
             Some(reason) => {
                 crate::metrics::dead();
                 tracing::warn!(export_id = id, file = %path.display(), reason = %reason, state = "dead", "watched batch file is invalid");
@@ -128,14 +145,15 @@ fn hash(graph: Graph) -> Hashed {
     Hashed { graph: Arc::new(graph), facts, content_hash }
 }
 
-/// Writes the batch of the facts not known to the database; returns the row to record.
+/// Writes the batch of the facts not known to the database; returns the row to record and
+/// the graph (all its facts' hashes are dropped here, before the ledger's work).
 fn write(
     shared: &Arc<Shared>,
     name: String,
     hashed: Hashed,
     version: Option<i64>,
     sel: &Selection,
-) -> Result<(NewExport, Hashed), SaveError> {
+) -> Result<(NewExport, Arc<Graph>), SaveError> {
     let g = &hashed.graph;
     let (known_nodes, known_edges) = match sel.known.split_at_checked(g.nodes.len()) {
         Some(split) if sel.known.len() == hashed.facts.len() => split,
@@ -183,17 +201,16 @@ fn write(
         snapshot: g.key().map(|_| hashed.graph.clone()),
         payload,
     };
-    Ok((new, hashed))
+    Ok((new, hashed.graph))
 }
 
 impl Shared {
     /// Counts, logs, queues and describes a save that was recorded.
-    fn saved(&self, id: ExportId, name: String, new: &NewExport, hashed: &Hashed) -> SaveReceipt {
-        let g = &hashed.graph;
+    fn saved(&self, id: ExportId, name: String, new: Written, g: &Graph) -> SaveReceipt {
         Stats::add(&self.stats.total_exports, 1);
         Stats::add(&self.stats.duplicate_nodes, g.duplicate_nodes as u64);
         Stats::add(&self.stats.duplicate_edges, g.duplicate_edges as u64);
-        info!(export_id = id, file = %name, version = ?new.graph_version, nodes = new.node_count, edges = new.edge_count,
+        info!(export_id = id, file = %name, version = ?new.version, nodes = new.nodes, edges = new.edges,
               state = "pending", "export saved");
         crate::metrics::batch_written(new.bytes as u64);
         let state = if self.sink.is_some() {
@@ -208,9 +225,9 @@ impl Shared {
             export_id: id,
             state,
             batch_file: name,
-            graph_version: new.graph_version,
-            node_count: new.node_count as usize,
-            edge_count: new.edge_count as usize,
+            graph_version: new.version,
+            node_count: new.nodes as usize,
+            edge_count: new.edges as usize,
             full_node_count: g.nodes.len(),
             full_edge_count: g.edges.len(),
             duplicate_nodes: g.duplicate_nodes,

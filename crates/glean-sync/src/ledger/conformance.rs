@@ -120,7 +120,7 @@ pub(crate) fn versioned(key: &str, version: i64) -> NewExport {
 async fn insert_keyless(ledger: &dyn Ledger, n: i64) -> Vec<ExportId> {
     let mut ids = Vec::new();
     for i in 0..n {
-        ids.push(ledger.insert(&keyless(i)).await.expect("insert"));
+        ids.push(ledger.insert(keyless(i)).await.expect("insert"));
     }
     ids
 }

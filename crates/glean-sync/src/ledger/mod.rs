@@ -263,6 +263,9 @@ pub enum LedgerError {
     /// The database failed (disk full, connection lost, ...).
     #[error("ledger database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The embedded database failed on a write (disk full, locked by another process, ...).
+    #[error("ledger database error: {0}")]
+    Store(#[from] rusqlite::Error),
     /// Migrating the schema failed.
     #[error("ledger migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -291,8 +294,9 @@ pub enum LedgerError {
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + 'static {
     /// Records a new `pending` export (`dead` when `export.dead` says why) and returns its id; it also becomes its
-    /// graph's latest export if it carries that graph's latest reserved version.
-    async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError>;
+    /// graph's latest export if it carries that graph's latest reserved version. Takes the
+    /// export: a ledger may hand it to another thread, and a large graph's facts are not copied.
+    async fn insert(&self, export: NewExport) -> Result<ExportId, LedgerError>;
 
     /// Compares a graph's content with its latest version for `db`, and unless
     /// it is unchanged (and that export not dead), reserves the next version.
@@ -306,7 +310,7 @@ pub trait Ledger: Send + Sync + 'static {
     /// returns their ids in the order given (growing). A directory scan
     /// registers many files at once, and one commit per file would cost one
     /// disk sync each.
-    async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError>;
+    async fn insert_many(&self, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError>;
 
     /// Claims up to `limit` of `candidates` (or, when `candidates` is empty, of
     /// all rows) that are ready: `pending`, or `failed` with `next_attempt_at`

@@ -203,13 +203,13 @@ impl Ledger for PgLedger {
         true
     }
 
-    async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
-        let ids = self.insert_many(std::slice::from_ref(export)).await?;
+    async fn insert(&self, export: NewExport) -> Result<ExportId, LedgerError> {
+        let ids = self.insert_many(vec![export]).await?;
         ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
     }
 
-    async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
-        save::insert_many(&self.pool, &self.schema, exports).await
+    async fn insert_many(&self, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError> {
+        save::insert_many(&self.pool, &self.schema, &exports).await
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {

@@ -56,21 +56,24 @@
 //!
 //! # Concurrency
 //!
-//! In this process writes go through two single connections, and take turns on
-//! one in-process lock (`turn`) before SQLite's: SQLite's busy handler waits by
-//! sleeping 1 to 100 ms between tries, so two connections of one process racing
-//! for the write lock made saves wait tens of milliseconds (save p50 18 ms, p99
-//! 39 ms with 8 producers, measured). The two connections: one for what must
-//! be durable on return (saves, replays; `synchronous=FULL`), one for what may
+//! In this process writes go through two rusqlite connections behind one
+//! in-process lock (`writer`), taken before SQLite's: SQLite's busy handler
+//! waits by sleeping 1 to 100 ms between tries, so two connections of one
+//! process racing for the write lock made saves wait tens of milliseconds
+//! (save p50 18 ms, p99 39 ms with 8 producers, measured). Each write is one
+//! synchronous closure per transaction on a thread that may block, so its
+//! statements run back to back. The two connections: one for what must be
+//! durable on return (saves, replays; `synchronous=FULL`), one for what may
 //! be lost in a power cut without harm (claims, outcomes;
-//! `synchronous=NORMAL`: at worst an export is written again,
-//! and the next durable commit syncs them too). Saves that arrive together
-//! share one durable commit (`group`). A third connection only copies the WAL
-//! into the database file, off the commits (`checkpoint`). An ingest's facts
-//! are learned later, in batches, on the relaxed connection (`learn`), so an
-//! ingest holds the write lock for a few rows, not a B-tree insert per fact.
-//! Reads use a separate pool and, under
-//! WAL, neither wait for the writers nor block them. A graph's next version
+//! `synchronous=NORMAL`: at worst an export is written again, and the next
+//! durable commit syncs them too). Saves that arrive together share one
+//! durable commit on a thread of their own (`group`). A third connection only
+//! copies the WAL into the database file, off the commits (`checkpoint`). An
+//! ingest's facts are learned later, in batches, on the relaxed connection
+//! (`learn`), so an ingest holds the write lock for a few rows, not a B-tree
+//! insert per fact. Reads use a separate pool (sqlx) and, under WAL, neither
+//! wait for the writers nor block them. Migrations run at open on a
+//! connection of their own. A graph's next version
 //! is reserved in memory (`Reserved`), not by a write: the file belongs to
 //! one process, and its `graphs` row is written in the save's own commit.
 //! `claim` is one `UPDATE ... WHERE id IN (<ready rows>) RETURNING` inside a
@@ -96,6 +99,7 @@ mod selection;
 mod sql;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use super::{
     Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot,
@@ -103,14 +107,13 @@ use super::{
 use crate::batch::sorted_unique;
 use crate::graph::{Edge, Graph, Node};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
-use sqlx::Sqlite;
+use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
 use sqlx::migrate::Migrator;
-use sqlx::query::QueryScalar;
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::MutexGuard;
+use writer::{Durability, Writer};
 
 /// How long a write waits for another process's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,18 +127,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// A ledger in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteLedger {
-    /// The connection that writes what must be durable when the call returns
-    /// (saves, replays): `synchronous=FULL`. In-process writers queue here, in
-    /// order, rather than racing for SQLite's lock. Closed by `close`.
-    writer: SqlitePool,
-    /// The connection that writes what may be lost in a power cut without harm
-    /// (claims, outcomes: at worst an export is written
-    /// again): `synchronous=NORMAL`, no disk sync per commit. The next durable
-    /// commit syncs these too.
-    relaxed: SqlitePool,
-    /// Taken by every write of this process before SQLite's write lock, so that
-    /// in-process writers queue in order instead of in SQLite's sleeping busy handler.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Every write of this process, in turn (see `writer`). Closed by `close`.
+    writer: Arc<Writer>,
     /// Saves waiting for a group commit (see `group`).
     inserts: Option<tokio::sync::mpsc::Sender<group::Insert>>,
     /// Connections that only read (`query_only`), so reads never wait on writes.
@@ -155,41 +148,20 @@ pub struct SqliteLedger {
 }
 
 impl SqliteLedger {
-    /// Begins an `IMMEDIATE` transaction on `pool` once this process's earlier writers are done.
-    async fn begin_write(&self, pool: &SqlitePool) -> Result<(MutexGuard<'_, ()>, sqlx::Transaction<'static, Sqlite>), LedgerError> {
-        begin_write(&self.turn, pool).await
-    }
-
-    /// Inserts rows in one durable transaction, all or none.
-    async fn insert_rows(&self, exports: &[&NewExport]) -> Result<Vec<ExportId>, LedgerError> {
-        // An explicit transaction, so that a failing commit (disk full) is an error: with
-        // RETURNING in autocommit mode the commit happens after the id is read, and its
-        // error would be lost, acknowledging a save whose row was never written.
+    /// Inserts rows in one durable transaction, all or none. Blocks: the group-commit thread runs it.
+    fn insert_rows(&self, exports: &[&NewExport]) -> Result<Vec<ExportId>, LedgerError> {
         let now = now();
-        let content = self.reserved_content(exports).await;
-        let (_turn, mut tx) = self.begin_write(&self.writer).await?;
-        let mut ids = Vec::with_capacity(exports.len());
-        for (export, content) in exports.iter().zip(&content) {
-            let id: ExportId = insert_query(export, now).fetch_one(&mut *tx).await?;
-            if !export.facts.is_empty() {
-                sqlx::query(sql::INSERT_FACT_SET).bind(id).bind(fact_set(&export.facts)).execute(&mut *tx).await?;
-            }
-            if let (Some(key), Some(version)) = (&export.graph_key, export.graph_version) {
-                sqlx::query(sql::LINK_GRAPH).bind(&export.db).bind(key).bind(version).bind(content).bind(id).execute(&mut *tx).await?;
-            }
-            if let (Some(key), Some(graph)) = (&export.graph_key, &export.snapshot) {
-                store_graph(&mut tx, key, export.graph_version, id, graph, now).await?;
-            }
-            ids.push(id);
-        }
-        tx.commit().await?;
-        self.release_reservations(exports).await;
+        let content = self.reserved_content(exports);
+        let ids = self.writer.write(Durability::Durable, |tx| {
+            exports.iter().zip(&content).map(|(export, content)| insert_row(tx, export, content, now)).collect()
+        })?;
+        self.release_reservations(exports);
         Ok(ids)
     }
 
     /// The content each export's version was reserved for (its own hash if none is held).
-    async fn reserved_content(&self, exports: &[&NewExport]) -> Vec<String> {
-        let reserved = self.reserved.lock().await;
+    fn reserved_content(&self, exports: &[&NewExport]) -> Vec<String> {
+        let reserved = self.reserved.blocking_lock();
         exports
             .iter()
             .map(|e| {
@@ -203,8 +175,8 @@ impl SqliteLedger {
     }
 
     /// Forgets the reservations these committed exports fulfilled: their graphs rows now say it.
-    async fn release_reservations(&self, exports: &[&NewExport]) {
-        let mut reserved = self.reserved.lock().await;
+    fn release_reservations(&self, exports: &[&NewExport]) {
+        let mut reserved = self.reserved.blocking_lock();
         for e in exports {
             let Some(key) = &e.graph_key else { continue };
             let slot = (e.db.clone(), key.clone());
@@ -237,33 +209,8 @@ impl SqliteLedger {
         // A page cache large enough for a big graph's fact hashes and snapshot: SQLite's
         // default (2 MiB) spills to the WAL mid-transaction and re-reads pages.
         let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).pragma("cache_size", PAGE_CACHE_KIB);
-        // journal_mode is stored in the file, so only the writer sets it; `synchronous` is per connection.
-        // The writing connections leave checkpoints to `checkpoint`, off their commits.
-        let writing = base.clone().pragma("wal_autocheckpoint", "0");
-        let writer_options =
-            writing.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
-        // The writer's first connection switches a new file to WAL, which SQLite may refuse
-        // with "database is locked" at once, busy timeout or not, while another connection
-        // does the same (seen in 1 of 6 runs of the concurrent-open test):
-        // that switch and the migrations happen under the open lock.
-        let lock = open_lock(path).await?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(writer_options)
-            .await
-            .map_err(|e| location(path, &e))?;
-        let migrated = MIGRATOR.run(&writer).await;
-        drop(lock);
-        migrated?;
-        let relaxed = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(writing.synchronous(SqliteSynchronous::Normal))
-            .await
-            .map_err(|e| location(path, &e))?;
+        migrate(path, &base).await?;
+        let writer = Arc::new(Writer::open(path)?);
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
@@ -272,10 +219,9 @@ impl SqliteLedger {
             .await
             .map_err(|e| location(path, &e))?;
         let checkpoints = Arc::new(checkpoint::start(checkpointer.clone()));
-        let turn: Arc<tokio::sync::Mutex<()>> = Arc::default();
-        let learner = learn::Learner::new(relaxed.clone(), turn.clone());
+        let learner = learn::Learner::new(writer.clone());
         learner.load().await?;
-        let learning = Arc::new(learner.start());
+        let learning = Arc::new(learner.start(checkpointer.clone()));
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.pragma("query_only", "ON"))
@@ -284,8 +230,6 @@ impl SqliteLedger {
         tracing::debug!(path = %path.display(), "ledger opened");
         let mut ledger = SqliteLedger {
             writer,
-            relaxed,
-            turn,
             inserts: None,
             readers,
             checkpointer,
@@ -295,7 +239,7 @@ impl SqliteLedger {
             reserved: Arc::default(),
             path: path.to_path_buf(),
         };
-        ledger.inserts = Some(group::start(ledger.clone()));
+        ledger.inserts = Some(group::start(ledger.clone())?);
         Ok(ledger)
     }
 
@@ -312,9 +256,24 @@ impl SqliteLedger {
         }
         self.readers.close().await;
         self.checkpointer.close().await;
-        self.relaxed.close().await;
         self.writer.close().await;
     }
+}
+
+/// Creates the file if needed, switches it to WAL and runs the migrations, on a connection
+/// used for nothing else.
+async fn migrate(path: &Path, base: &SqliteConnectOptions) -> Result<(), LedgerError> {
+    // journal_mode is stored in the file, so only this connection sets it. Switching a new
+    // file to WAL may be refused with "database is locked" at once, busy timeout or not,
+    // while another connection does the same (seen in 1 of 6 runs of the concurrent-open
+    // test): the switch and the migrations happen under the open lock.
+    let options = base.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
+    let lock = open_lock(path).await?;
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(|e| location(path, &e))?;
+    let migrated = MIGRATOR.run(&pool).await;
+    pool.close().await;
+    drop(lock);
+    Ok(migrated?)
 }
 
 /// Takes the file lock under which a ledger is created and migrated: two processes
@@ -341,16 +300,6 @@ async fn create_parent(path: &Path) -> Result<(), LedgerError> {
 
 fn location(path: &Path, error: &dyn std::fmt::Display) -> LedgerError {
     LedgerError::Location { path: path.display().to_string(), message: error.to_string() }
-}
-
-/// Begins an `IMMEDIATE` transaction on `pool` once this process's earlier writers, which
-/// queue on `turn`, are done.
-async fn begin_write<'t>(
-    turn: &'t tokio::sync::Mutex<()>,
-    pool: &SqlitePool,
-) -> Result<(MutexGuard<'t, ()>, sqlx::Transaction<'static, Sqlite>), LedgerError> {
-    let turn = turn.lock().await;
-    Ok((turn, pool.begin_with("BEGIN IMMEDIATE").await?))
 }
 
 /// Runs `work` every `interval` on a task of its own until `pool` is closed or the returned
@@ -385,20 +334,13 @@ fn now() -> i64 {
 
 #[async_trait::async_trait]
 impl Ledger for SqliteLedger {
-    async fn insert(&self, export: &NewExport) -> Result<ExportId, LedgerError> {
-        match &self.inserts {
-            // A large export gains nothing from sharing a commit, and would be copied whole
-            // (its facts, 32 MiB for a million nodes) to reach the committing task.
-            Some(queue) if export.facts.len() <= group::LARGE_FACTS => group::insert(queue, export.clone()).await,
-            _ => {
-                let ids = self.insert_rows(&[export]).await?;
-                ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
-            }
-        }
+    async fn insert(&self, export: NewExport) -> Result<ExportId, LedgerError> {
+        let ids = self.insert_many(vec![export]).await?;
+        ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
     }
 
-    async fn insert_many(&self, exports: &[NewExport]) -> Result<Vec<ExportId>, LedgerError> {
-        self.insert_rows(&exports.iter().collect::<Vec<_>>()).await
+    async fn insert_many(&self, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError> {
+        group::insert(self.inserts.as_ref().ok_or_else(writer::closed)?, exports).await
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
@@ -443,15 +385,19 @@ impl Ledger for SqliteLedger {
             return Ok(Vec::new());
         }
         let now = now();
-        let statement = if candidates.is_empty() { sql::CLAIM_ALL } else { sql::CLAIM_AMONG };
-        let mut query = sqlx::query_as::<_, ExportRow>(statement).bind(now).bind(sql_int(limit)).bind(owner).bind(lease_until(now, lease));
-        if !candidates.is_empty() {
-            query = query.bind(ids_json(candidates));
-        }
-        // IMMEDIATE: hold the write lock from before the ready rows are chosen until commit.
-        let (_turn, mut tx) = self.begin_write(&self.relaxed).await?;
-        let rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        let (limit, owner, until) = (sql_int(limit), owner.to_owned(), lease_until(now, lease));
+        let candidates = (!candidates.is_empty()).then(|| ids_json(candidates));
+        // The write lock is held from before the ready rows are chosen until commit (`writer`).
+        let rows = self
+            .writer
+            .run(Durability::Relaxed, move |tx| {
+                let mut binds: Vec<&dyn ToSql> = vec![&now, &limit, &owner, &until];
+                binds.extend(candidates.as_ref().map(|ids| ids as &dyn ToSql));
+                let mut statement = tx.prepare_cached(if candidates.is_some() { sql::CLAIM_AMONG } else { sql::CLAIM_ALL })?;
+                let rows = statement.query_map(params_from_iter(binds), ExportRow::read)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
         into_exports(rows)
     }
 
@@ -467,27 +413,27 @@ impl Ledger for SqliteLedger {
         if ids.is_empty() {
             return Ok(());
         }
-        let ids_json = ids_json(ids);
-        let held = |statement: &'static str| sqlx::query(statement).bind(ids_json.clone()).bind(owner).bind(now());
-        let query = match outcome {
-            Outcome::Ingested => held(sql::FINISH_INGESTED),
-            Outcome::Retry { error, retry_at } => held(sql::FINISH_RETRY).bind(millis(*retry_at)).bind(error.as_str()),
-            Outcome::Dead { error } => held(sql::FINISH_DEAD).bind(error.as_str()),
-            Outcome::Released => held(sql::FINISH_RELEASED),
-            Outcome::Postponed { error } => held(sql::FINISH_POSTPONED).bind(error.as_str()),
-        };
-        let (turn, mut tx) = self.begin_write(&self.relaxed).await?;
-        query.execute(&mut *tx).await?;
-        let mut ingested = Vec::new();
-        if *outcome == Outcome::Ingested {
-            // What Glean now holds becomes known for the database (see `learn`), so later
-            // deltas leave it out; facts kept a row each by earlier versions are learned here.
-            ingested = sqlx::query_as(sql::INGESTED_FACT_SETS).bind(ids_json.clone()).fetch_all(&mut *tx).await?;
-            sqlx::query(sql::LEARN_FACTS).bind(ids_json.clone()).execute(&mut *tx).await?;
-            sqlx::query(sql::FORGET_EXPORT_FACTS).bind(ids_json).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        drop(turn);
+        let (ids, owner, outcome) = (ids_json(ids), owner.to_owned(), outcome.clone());
+        let ingested = self
+            .writer
+            .run(Durability::Relaxed, move |tx| {
+                let now = now();
+                let (statement, retry_at, error) = finish_statement(&outcome);
+                let mut binds: Vec<&dyn ToSql> = vec![&ids, &owner, &now];
+                binds.extend(retry_at.as_ref().map(|t| t as &dyn ToSql));
+                binds.extend(error.as_ref().map(|e| e as &dyn ToSql));
+                tx.prepare_cached(statement)?.execute(params_from_iter(binds))?;
+                if outcome != Outcome::Ingested {
+                    return Ok(Vec::new());
+                }
+                // What Glean now holds becomes known for the database (see `learn`), so later
+                // deltas leave it out; facts kept a row each by earlier versions are learned here.
+                let sets = learn::fact_sets(tx, sql::INGESTED_FACT_SETS, [&ids])?;
+                tx.prepare_cached(sql::LEARN_FACTS)?.execute([&ids])?;
+                tx.prepare_cached(sql::FORGET_EXPORT_FACTS)?.execute([&ids])?;
+                Ok(sets)
+            })
+            .await?;
         self.learner.hold(ingested);
         Ok(())
     }
@@ -497,8 +443,10 @@ impl Ledger for SqliteLedger {
             return Ok(());
         }
         let now = now();
-        let _turn = self.turn.lock().await;
-        sqlx::query(sql::RENEW).bind(ids_json(ids)).bind(owner).bind(now).bind(lease_until(now, lease)).execute(&self.relaxed).await?;
+        let (ids, owner, until) = (ids_json(ids), owner.to_owned(), lease_until(now, lease));
+        self.writer
+            .run(Durability::Relaxed, move |tx| Ok(tx.prepare_cached(sql::RENEW)?.execute(params![ids, owner, now, until])?))
+            .await?;
         Ok(())
     }
 
@@ -508,9 +456,10 @@ impl Ledger for SqliteLedger {
     }
 
     async fn recover(&self, owner: &str) -> Result<u64, LedgerError> {
-        let _turn = self.turn.lock().await;
-        let done = sqlx::query(sql::RECOVER).bind(owner).bind(now()).execute(&self.relaxed).await?;
-        Ok(done.rows_affected())
+        let owner = owner.to_owned();
+        let done =
+            self.writer.run(Durability::Relaxed, move |tx| Ok(tx.prepare_cached(sql::RECOVER)?.execute(params![owner, now()])?)).await?;
+        Ok(u64::try_from(done).unwrap_or(u64::MAX))
     }
 
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError> {
@@ -560,8 +509,8 @@ impl Ledger for SqliteLedger {
     }
 
     async fn list(&self, selection: &Selection) -> Result<Vec<Export>, LedgerError> {
-        let mut query = selection::list(selection);
-        let rows = query.build_query_as::<ExportRow>().fetch_all(&self.readers).await?;
+        let query = selection::list(selection);
+        let rows = query.query_as::<ExportRow>().fetch_all(&self.readers).await?;
         into_exports(rows)
     }
 
@@ -570,10 +519,15 @@ impl Ledger for SqliteLedger {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let mut query = selection::replay(selection, &states, now());
-        let turn = self.turn.lock().await;
-        let mut ids: Vec<ExportId> = query.build_query_scalar().fetch_all(&self.writer).await?;
-        drop(turn);
+        let query = selection::replay(selection, &states, now());
+        let mut ids = self
+            .writer
+            .run(Durability::Durable, move |tx| {
+                let mut statement = tx.prepare(&query.sql)?;
+                let ids = statement.query_map(params_from_iter(&query.binds), |r| r.get::<_, ExportId>(0))?;
+                Ok(ids.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
         ids.sort_unstable();
         Ok(ids)
     }
@@ -590,31 +544,45 @@ impl Ledger for SqliteLedger {
     }
 }
 
-/// The statement recording a new pending export, created at `now`.
-fn insert_query(export: &NewExport, now: i64) -> QueryScalar<'_, Sqlite, ExportId, SqliteArguments> {
-    sqlx::query_scalar(sql::INSERT)
-        .bind(export.batch_file.as_str())
-        .bind(export.graph_key.as_deref())
-        .bind(export.graph_version)
-        .bind(export.content_hash.as_deref())
-        .bind(export.node_count)
-        .bind(export.edge_count)
-        .bind(export.bytes)
-        .bind(now)
-        .bind(export.db.as_str())
-        .bind(export.dead.as_deref())
+/// The `finish` statement for an outcome, with its retry time and error (binds 4 and 5 or 4).
+fn finish_statement(outcome: &Outcome) -> (&'static str, Option<i64>, Option<&str>) {
+    match outcome {
+        Outcome::Ingested => (sql::FINISH_INGESTED, None, None),
+        Outcome::Retry { error, retry_at } => (sql::FINISH_RETRY, Some(millis(*retry_at)), Some(error)),
+        Outcome::Dead { error } => (sql::FINISH_DEAD, None, Some(error)),
+        Outcome::Released => (sql::FINISH_RELEASED, None, None),
+        Outcome::Postponed { error } => (sql::FINISH_POSTPONED, None, Some(error)),
+    }
+}
+
+/// Records one new export (its row, facts, graph link and snapshot) created at `now`,
+/// `content` being what its version was reserved for; returns its id.
+fn insert_row(tx: &Transaction<'_>, export: &NewExport, content: &str, now: i64) -> Result<ExportId, LedgerError> {
+    let e = export;
+    let row = params![e.batch_file, e.graph_key, e.graph_version, e.content_hash, e.node_count, e.edge_count, e.bytes, now, e.db, e.dead];
+    let id: ExportId = tx.prepare_cached(sql::INSERT)?.query_row(row, |r| r.get(0))?;
+    if !e.facts.is_empty() {
+        tx.prepare_cached(sql::INSERT_FACT_SET)?.execute(params![id, &*fact_set(&e.facts)])?;
+    }
+    if let (Some(key), Some(version)) = (&e.graph_key, e.graph_version) {
+        tx.prepare_cached(sql::LINK_GRAPH)?.execute(params![e.db, key, version, content, id])?;
+    }
+    if let (Some(key), Some(graph)) = (&e.graph_key, &e.snapshot) {
+        store_graph(tx, key, e.graph_version, id, graph, now)?;
+    }
+    Ok(id)
 }
 
 /// Replaces the stored nodes and edges of `key`, unless a newer version is stored already.
-async fn store_graph(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+fn store_graph(
+    tx: &Transaction<'_>,
     key: &str,
     version: Option<i64>,
     export_id: ExportId,
     graph: &Graph,
     now: i64,
 ) -> Result<(), LedgerError> {
-    let stored: Option<Option<i64>> = sqlx::query_scalar(sql::STORED_VERSION).bind(key).fetch_optional(&mut **tx).await?;
+    let stored: Option<Option<i64>> = tx.prepare_cached(sql::STORED_VERSION)?.query_row([key], |r| r.get(0)).optional()?;
     if let (Some(Some(stored)), Some(version)) = (stored, version)
         && stored > version
     {
@@ -623,16 +591,16 @@ async fn store_graph(
     // In the graph's own order: `graph` sorts when it reads, which is rarer than a save.
     let (nodes, edges) = (&graph.nodes, &graph.edges);
     if stored.is_some() {
-        sqlx::query(sql::DELETE_PARTS).bind(key).execute(&mut **tx).await?;
+        tx.prepare_cached(sql::DELETE_PARTS)?.execute([key])?;
     }
     // One part at a time: a large graph is never one JSON text in memory.
     let parts = nodes.len().max(edges.len()).div_ceil(PART_ELEMENTS).max(1);
     for part in 0..parts {
         let nodes = snapshot_json(part_of(nodes, part).iter().map(|n| (&n.id, &n.kind, &n.label, &n.properties_json)), export_id)?;
         let edges = snapshot_json(part_of(edges, part).iter().map(|e| (&e.source, &e.target, &e.label, &e.properties_json)), export_id)?;
-        sqlx::query(sql::INSERT_PART).bind(key).bind(sql_int(part)).bind(nodes).bind(edges).execute(&mut **tx).await?;
+        tx.prepare_cached(sql::INSERT_PART)?.execute(params![key, sql_int(part), nodes, edges])?;
     }
-    sqlx::query(sql::UPSERT_GRAPH).bind(key).bind(version).bind(export_id).bind(now).execute(&mut **tx).await?;
+    tx.prepare_cached(sql::UPSERT_GRAPH)?.execute(params![key, version, export_id, now])?;
     Ok(())
 }
 

@@ -43,7 +43,7 @@ pub(crate) async fn claim_only_among_candidates(backend: &dyn Backend) {
 pub(crate) async fn concurrent_claimers_never_share_a_row(backend: &dyn Backend) {
     let handles = [backend.open().await, backend.open().await];
     let batch: Vec<NewExport> = (0..120).map(keyless).collect();
-    let inserted = handles[0].insert_many(&batch).await.expect("insert_many");
+    let inserted = handles[0].insert_many(batch.clone()).await.expect("insert_many");
     let rounds = batch.len();
 
     let mut claimers = tokio::task::JoinSet::new();
@@ -75,8 +75,8 @@ pub(crate) async fn concurrent_claimers_never_share_a_row(backend: &dyn Backend)
 /// A graph's next version waits while an earlier one is pending, in flight or failed.
 pub(crate) async fn graph_versions_are_claimed_in_order(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let v1 = ledger.insert(&versioned("g", 1)).await.expect("insert");
-    let v2 = ledger.insert(&versioned("g", 2)).await.expect("insert");
+    let v1 = ledger.insert(versioned("g", 1)).await.expect("insert");
+    let v2 = ledger.insert(versioned("g", 2)).await.expect("insert");
     assert_eq!(ledger.ready(10).await.expect("ready"), vec![v1], "v2 waits behind pending v1");
     assert!(ledger.claim(&[v2], 10, "w", LEASE).await.expect("claim").is_empty());
 
@@ -97,8 +97,8 @@ pub(crate) async fn graph_versions_are_claimed_in_order(backend: &dyn Backend) {
 /// A dead export no longer holds back the versions after it.
 pub(crate) async fn dead_export_unblocks_its_graph(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let v1 = ledger.insert(&versioned("g", 1)).await.expect("insert");
-    let v2 = ledger.insert(&versioned("g", 2)).await.expect("insert");
+    let v1 = ledger.insert(versioned("g", 1)).await.expect("insert");
+    let v2 = ledger.insert(versioned("g", 2)).await.expect("insert");
     assert_eq!(claim_all(&*ledger, "w").await, vec![v1]);
     ledger.finish(&[v1], "w", &Outcome::Dead { error: "rejected".into() }).await.expect("finish");
     assert_eq!(ledger.ready(10).await.expect("ready"), vec![v2]);
@@ -108,11 +108,11 @@ pub(crate) async fn dead_export_unblocks_its_graph(backend: &dyn Backend) {
 /// One export per graph in a claim; exports without a graph key order against nothing.
 pub(crate) async fn one_export_per_graph_and_keyless_rows_are_independent(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let a1 = ledger.insert(&versioned("a", 1)).await.expect("insert");
-    let free1 = ledger.insert(&keyless(1)).await.expect("insert");
-    let a2 = ledger.insert(&versioned("a", 2)).await.expect("insert");
-    let b1 = ledger.insert(&versioned("b", 1)).await.expect("insert");
-    let free2 = ledger.insert(&keyless(2)).await.expect("insert");
+    let a1 = ledger.insert(versioned("a", 1)).await.expect("insert");
+    let free1 = ledger.insert(keyless(1)).await.expect("insert");
+    let a2 = ledger.insert(versioned("a", 2)).await.expect("insert");
+    let b1 = ledger.insert(versioned("b", 1)).await.expect("insert");
+    let free2 = ledger.insert(keyless(2)).await.expect("insert");
     assert_eq!(claim_all(&*ledger, "w").await, vec![a1, free1, b1, free2]);
     ledger.finish(&[a1], "w", &Outcome::Ingested).await.expect("finish");
     assert_eq!(claim_all(&*ledger, "w").await, vec![a2]);
@@ -174,7 +174,7 @@ pub(crate) async fn renew_keeps_a_hold_past_its_first_lease(backend: &dyn Backen
 pub(crate) async fn large_ledger_still_claims(backend: &dyn Backend) {
     let ledger = backend.open().await;
     let rows: Vec<NewExport> = (0..10_000).map(|i| if i % 2 == 0 { versioned(&format!("g{}", i % 50), i) } else { keyless(i) }).collect();
-    let inserted = ledger.insert_many(&rows).await.expect("insert_many");
+    let inserted = ledger.insert_many(rows.clone()).await.expect("insert_many");
     assert_eq!(inserted.len(), rows.len());
 
     let mut delivered = 0;

@@ -13,9 +13,9 @@ pub(crate) async fn payloads_round_trip_where_carried(backend: &dyn Backend) {
     // Large and repetitive (as batches are), so it is stored compressed where that applies.
     let large: Vec<u8> = (0..300_000u32).flat_map(|i| format!("{{\"id\":\"n{}\"}}", i % 977).into_bytes()).collect();
     let with_payload = |n: i64, bytes: &[u8]| NewExport { payload: Some(bytes.to_vec()), ..keyless(n) };
-    let one = ledger.insert(&with_payload(1, &large)).await.expect("insert");
+    let one = ledger.insert(with_payload(1, &large)).await.expect("insert");
     let many = ledger
-        .insert_many(&[with_payload(2, b"small"), keyless(3), with_payload(4, b""), with_payload(5, &[0, 255, 7])])
+        .insert_many(vec![with_payload(2, b"small"), keyless(3), with_payload(4, b""), with_payload(5, &[0, 255, 7])])
         .await
         .expect("insert_many");
 
@@ -38,7 +38,7 @@ pub(crate) async fn stored_properties_read_back_canonical(backend: &dyn Backend)
                    "edges":[{"source":"n","target":"n","type":"SELF","props":{"w":10000000000,"v":"x"}}]}"#;
     let graph = Arc::new(Graph::from_json(json.as_bytes()).expect("graph"));
     let expected = graph.clone();
-    ledger.insert(&NewExport { snapshot: Some(graph), ..versioned("props", 1) }).await.expect("insert");
+    ledger.insert(NewExport { snapshot: Some(graph), ..versioned("props", 1) }).await.expect("insert");
     let stored = ledger.graph("props").await.expect("graph").expect("stored");
     assert_eq!(stored.nodes, expected.nodes);
     assert_eq!(stored.edges, expected.edges);

@@ -53,7 +53,7 @@ pub(crate) async fn finish_records_each_outcome(backend: &dyn Backend) {
 /// `Released` returns the row to pending and does not count the attempt.
 pub(crate) async fn released_attempt_is_not_counted(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let id = ledger.insert(&super::keyless(1)).await.expect("insert");
+    let id = ledger.insert(super::keyless(1)).await.expect("insert");
     assert_eq!(claim_all(&*ledger, "w").await, vec![id]);
     ledger.finish(&[id], "w", &Outcome::Released).await.expect("finish");
     let released = row(&*ledger, id).await;
@@ -72,7 +72,7 @@ pub(crate) async fn released_attempt_is_not_counted(backend: &dyn Backend) {
 /// `Postponed` (sink down) returns the row to pending, keeps the reason, and does not count the attempt.
 pub(crate) async fn postponed_attempt_is_not_counted_but_explained(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let id = ledger.insert(&super::keyless(1)).await.expect("insert");
+    let id = ledger.insert(super::keyless(1)).await.expect("insert");
     assert_eq!(claim_all(&*ledger, "w").await, vec![id]);
     let outcome = Outcome::Postponed { error: "glean server unreachable".into() };
     ledger.finish(&[id], "w", &outcome).await.expect("finish");
@@ -107,7 +107,7 @@ pub(crate) async fn replay_requeues_failed_and_dead(backend: &dyn Backend) {
     let all = insert_keyless(&*ledger, 6).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let since = now_ms();
-    let late = ledger.insert(&super::keyless(9)).await.expect("insert");
+    let late = ledger.insert(super::keyless(9)).await.expect("insert");
     claim_all(&*ledger, "w").await;
     let later = now_ms() + TimeDelta::hours(1);
     let retry = Outcome::Retry { error: "busy".into(), retry_at: later };

@@ -11,9 +11,9 @@ pub(crate) async fn insert_then_get_returns_every_field(backend: &dyn Backend) {
     let ledger = backend.open().await;
     let full = versioned("graph-a", 7);
     let before = now_ms();
-    let id = ledger.insert(&full).await.expect("insert");
+    let id = ledger.insert(full.clone()).await.expect("insert");
     let minimal = keyless(0);
-    let minimal_id = ledger.insert(&minimal).await.expect("insert");
+    let minimal_id = ledger.insert(minimal.clone()).await.expect("insert");
     let after = now_ms();
 
     let got = row(&*ledger, id).await;
@@ -40,15 +40,15 @@ pub(crate) async fn ids_grow(backend: &dyn Backend) {
     let ledger = backend.open().await;
     let mut ids = insert_keyless(&*ledger, 3).await;
     let batch: Vec<_> = (10..15).map(keyless).collect();
-    let many = ledger.insert_many(&batch).await.expect("insert_many");
+    let many = ledger.insert_many(batch.clone()).await.expect("insert_many");
     assert_eq!(many.len(), batch.len());
     for (id, new) in many.iter().zip(&batch) {
         assert_eq!(row(&*ledger, *id).await.batch_file, new.batch_file);
     }
     ids.extend(many);
-    ids.push(ledger.insert(&keyless(20)).await.expect("insert"));
+    ids.push(ledger.insert(keyless(20)).await.expect("insert"));
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
-    assert_eq!(ledger.insert_many(&[]).await.expect("insert nothing"), Vec::<i64>::new());
+    assert_eq!(ledger.insert_many(vec![]).await.expect("insert nothing"), Vec::<i64>::new());
 }
 
 /// `list` filters by state, id and creation time, oldest first, up to a limit.
@@ -57,7 +57,7 @@ pub(crate) async fn list_selects_by_state_id_since_and_limit(backend: &dyn Backe
     let ids = insert_keyless(&*ledger, 4).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let since = now_ms();
-    let late = ledger.insert(&keyless(9)).await.expect("insert");
+    let late = ledger.insert(keyless(9)).await.expect("insert");
     let claimed = ledger.claim(&[ids[1]], 1, "w", super::LEASE).await.expect("claim");
     assert_eq!(claimed.len(), 1);
 
@@ -111,7 +111,7 @@ pub(crate) async fn counts_per_state_and_oldest_unfinished(backend: &dyn Backend
 /// A committed row is still there after its handle is gone and the ledger is reopened.
 pub(crate) async fn rows_survive_reopening(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let id = ledger.insert(&versioned("kept", 1)).await.expect("insert");
+    let id = ledger.insert(versioned("kept", 1)).await.expect("insert");
     let written = row(&*ledger, id).await;
     drop(ledger);
 
@@ -124,7 +124,7 @@ pub(crate) async fn rows_survive_reopening(backend: &dyn Backend) {
 pub(crate) async fn rows_by_file_and_newest(backend: &dyn Backend) {
     let ledger = backend.open().await;
     assert!(ledger.newest().await.expect("newest").is_none(), "an empty ledger has no newest row");
-    let ids = ledger.insert_many(&[super::keyless(1), super::keyless(2), super::keyless(3)]).await.expect("insert");
+    let ids = ledger.insert_many(vec![super::keyless(1), super::keyless(2), super::keyless(3)]).await.expect("insert");
     let second = ledger.by_file("batch-2.json").await.expect("by_file").expect("found");
     assert_eq!(second.id, ids[1]);
     assert!(ledger.by_file("nope.json").await.expect("by_file").is_none());
@@ -140,12 +140,12 @@ pub(crate) async fn versions_count_up_and_unchanged_content_is_recognised(backen
     // Version 1's save never finished (no row): the same content is written again.
     assert_eq!(ledger.begin_version("db1", "g", "h1").await.expect("begin"), New { version: 2 });
     let v2 = NewExport { db: "db1".into(), graph_version: Some(2), ..super::versioned("g", 2) };
-    let id = ledger.insert(&v2).await.expect("insert");
+    let id = ledger.insert(v2).await.expect("insert");
     assert_eq!(ledger.begin_version("db1", "g", "h1").await.expect("begin"), Unchanged { export_id: id, version: 2 });
     assert_eq!(ledger.begin_version("db2", "g", "h1").await.expect("begin"), New { version: 1 }, "another database starts from nothing");
     assert_eq!(ledger.begin_version("db1", "g", "h2").await.expect("begin"), New { version: 3 });
     let v3 = NewExport { db: "db1".into(), ..super::versioned("g", 3) };
-    let id3 = ledger.insert(&v3).await.expect("insert");
+    let id3 = ledger.insert(v3).await.expect("insert");
     // v2 must end before v3 may be claimed.
     ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
     ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
@@ -170,7 +170,7 @@ pub(crate) async fn racing_saves_of_a_graph_get_distinct_versions(backend: &dyn 
                 // Later versions sometimes commit first.
                 tokio::time::sleep(Duration::from_millis(((12 - i) % 4) * 5)).await;
                 let export = NewExport { db: "db1".into(), content_hash: Some(content.clone()), ..versioned("g", version) };
-                ledger.insert(&export).await.expect("insert");
+                ledger.insert(export).await.expect("insert");
                 (version, content)
             })
         })
@@ -191,8 +191,8 @@ pub(crate) async fn facts_become_known_when_ingested(backend: &dyn Backend) {
     let ledger = backend.open().await;
     let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
     assert_eq!(ledger.known_facts("db1", &[a, b]).await.expect("known"), [false, false]);
-    let first = ledger.insert(&NewExport { db: "db1".into(), facts: vec![a, b], ..super::keyless(1) }).await.expect("insert");
-    let second = ledger.insert(&NewExport { db: "db1".into(), facts: vec![c], ..super::keyless(2) }).await.expect("insert");
+    let first = ledger.insert(NewExport { db: "db1".into(), facts: vec![a, b], ..super::keyless(1) }).await.expect("insert");
+    let second = ledger.insert(NewExport { db: "db1".into(), facts: vec![c], ..super::keyless(2) }).await.expect("insert");
     assert_eq!(ledger.known_facts("db1", &[a]).await.expect("known"), [false], "pending exports teach nothing");
     ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
     ledger.finish(&[first], "w", &Outcome::Ingested).await.expect("finish");
@@ -226,7 +226,7 @@ pub(crate) async fn forgetting_a_database_forgets_its_facts_and_content(backend:
         assert_eq!(ledger.begin_version(db, "g", "h1").await.expect("begin"), New { version: 1 });
         ledger.forget_database(db).await.expect("the first creation forgets nothing");
         let v1 = NewExport { db: db.into(), facts: vec![a], ..super::versioned("g", 1) };
-        let id = ledger.insert(&v1).await.expect("insert");
+        let id = ledger.insert(v1).await.expect("insert");
         ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
         ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
         assert!(matches!(ledger.begin_version(db, "g", "h1").await.expect("begin"), Unchanged { version: 1, .. }));
@@ -241,7 +241,7 @@ pub(crate) async fn forgetting_a_database_forgets_its_facts_and_content(backend:
 /// An export can be recorded dead at once, with its reason.
 pub(crate) async fn an_export_can_be_recorded_dead(backend: &dyn Backend) {
     let ledger = backend.open().await;
-    let id = ledger.insert(&NewExport { dead: Some("invalid JSON at line 3".into()), ..super::keyless(1) }).await.expect("insert");
+    let id = ledger.insert(NewExport { dead: Some("invalid JSON at line 3".into()), ..super::keyless(1) }).await.expect("insert");
     let row = row(&*ledger, id).await;
     assert_eq!((row.state, row.last_error.as_deref()), (ExportState::Dead, Some("invalid JSON at line 3")));
     assert!(ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim").is_empty(), "dead rows are not claimed");
@@ -254,16 +254,16 @@ pub(crate) async fn graphs_are_stored_by_key_and_only_newer_versions_replace_the
     let ledger = backend.open().await;
     let graph = |json: &str| Some(Arc::new(Graph::from_json(json.as_bytes()).expect("graph")));
     let v1 = graph(r#"{"nodes":[{"id":"a","type":"t","props":{"x":1}},{"id":"b"}],"edges":[{"source":"a","target":"b","type":"R"}]}"#);
-    let id1 = ledger.insert(&NewExport { snapshot: v1, ..super::versioned("k/1", 1) }).await.expect("insert");
+    let id1 = ledger.insert(NewExport { snapshot: v1, ..super::versioned("k/1", 1) }).await.expect("insert");
     let stored = ledger.graph("k/1").await.expect("graph").expect("stored");
     assert_eq!((stored.version, stored.export_id, stored.nodes.len(), stored.edges.len()), (Some(1), id1, 2, 1));
     assert_eq!(stored.nodes[0].properties_json.as_deref(), Some(r#"{"x":1}"#));
     assert_eq!(stored.edges[0].label, "R");
 
     let v3 = graph(r#"{"nodes":[{"id":"c"}]}"#);
-    ledger.insert(&NewExport { snapshot: v3, ..super::versioned("k/1", 3) }).await.expect("insert");
+    ledger.insert(NewExport { snapshot: v3, ..super::versioned("k/1", 3) }).await.expect("insert");
     let late_v2 = graph(r#"{"nodes":[{"id":"old"}]}"#);
-    ledger.insert(&NewExport { snapshot: late_v2, ..super::versioned("k/1", 2) }).await.expect("insert");
+    ledger.insert(NewExport { snapshot: late_v2, ..super::versioned("k/1", 2) }).await.expect("insert");
     let stored = ledger.graph("k/1").await.expect("graph").expect("stored");
     assert_eq!(stored.version, Some(3), "a late older version does not replace a newer one");
     assert_eq!(stored.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["c"]);

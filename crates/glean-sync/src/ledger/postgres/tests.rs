@@ -96,7 +96,7 @@ async fn unreachable_database_names_the_location_not_the_password() {
 async fn a_backend_leaves_nothing_behind() {
     let Some(backend) = PgBackend::from_env() else { return };
     let ledger = backend.connect().await;
-    ledger.insert(&keyless(1)).await.expect("insert");
+    ledger.insert(keyless(1)).await.expect("insert");
     ledger.close().await;
     let (url, schema) = (backend.schema.url.clone(), backend.schema.name.clone());
     drop(backend);

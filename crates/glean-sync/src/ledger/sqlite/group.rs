@@ -2,67 +2,80 @@
 //!
 //! A durable commit costs a disk sync (about a millisecond here), and SQLite
 //! has one writer, so committing each save alone caps saves at the disk's
-//! sync rate. Inserts are handed to one task that takes every insert waiting
-//! (up to `MAX_GROUP`), commits them in one transaction, and answers each
-//! caller; a caller still returns only after its row is durably committed.
-//! If a group's commit fails, its inserts are tried one by one, so each
-//! caller gets its own answer. It never reorders or drops an insert.
+//! sync rate. Inserts are handed to one thread of their own that takes every
+//! insert waiting (up to `MAX_GROUP` exports), commits them in one
+//! transaction, and answers each caller; a caller still returns only after
+//! its rows are durably committed. An insert's exports (one for `insert`, all
+//! of `insert_many`) are never split across commits. If a group's commit
+//! fails, its inserts are tried one by one, so each caller gets its own
+//! answer. It never reorders or drops an insert.
 
 use super::SqliteLedger;
 use crate::ledger::{ExportId, LedgerError, NewExport};
 use tokio::sync::{mpsc, oneshot};
 
-/// The most inserts one commit carries.
+/// The most exports one commit carries (an insert larger than this is committed alone).
 const MAX_GROUP: usize = 256;
 
-/// Exports carrying more facts than this are committed alone, without the queue.
-pub(super) const LARGE_FACTS: usize = 10_000;
-
-/// An insert waiting for its commit.
+/// Exports waiting for their commit, all or none.
 pub(super) struct Insert {
-    export: NewExport,
-    reply: oneshot::Sender<Result<ExportId, LedgerError>>,
+    exports: Vec<NewExport>,
+    reply: oneshot::Sender<Result<Vec<ExportId>, LedgerError>>,
 }
 
-/// Starts the committing task for `ledger`; it ends when every sender is dropped.
-pub(super) fn start(ledger: SqliteLedger) -> mpsc::Sender<Insert> {
+/// Starts the committing thread for `ledger`; it ends when every sender is dropped.
+pub(super) fn start(ledger: SqliteLedger) -> Result<mpsc::Sender<Insert>, LedgerError> {
     let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-    tokio::spawn(run(ledger, rx));
-    tx
+    std::thread::Builder::new()
+        .name("ledger-commit".into())
+        .spawn(move || run(&ledger, rx))
+        .map_err(|e| LedgerError::Location { path: String::new(), message: format!("cannot start the commit thread: {e}") })?;
+    Ok(tx)
 }
 
-/// Queues `export` and waits until it is committed.
-pub(super) async fn insert(queue: &mpsc::Sender<Insert>, export: NewExport) -> Result<ExportId, LedgerError> {
+/// Queues `exports` and waits until they are committed; their ids, in order.
+pub(super) async fn insert(queue: &mpsc::Sender<Insert>, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError> {
     let (reply, answer) = oneshot::channel();
-    let stopped = || LedgerError::Location { path: String::new(), message: "the ledger is closed".into() };
-    queue.send(Insert { export, reply }).await.map_err(|_| stopped())?;
-    answer.await.map_err(|_| stopped())?
+    queue.send(Insert { exports, reply }).await.map_err(|_| super::writer::closed())?;
+    answer.await.map_err(|_| super::writer::closed())?
 }
 
-async fn run(ledger: SqliteLedger, mut inserts: mpsc::Receiver<Insert>) {
-    while let Some(first) = inserts.recv().await {
+fn run(ledger: &SqliteLedger, mut inserts: mpsc::Receiver<Insert>) {
+    while let Some(first) = inserts.blocking_recv() {
+        let mut size = first.exports.len();
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while size < MAX_GROUP {
             match inserts.try_recv() {
-                Ok(next) => group.push(next),
+                Ok(next) => {
+                    size += next.exports.len();
+                    group.push(next);
+                }
                 Err(_) => break,
             }
         }
-        let exports: Vec<&NewExport> = group.iter().map(|i| &i.export).collect();
-        match ledger.insert_rows(&exports).await {
-            Ok(ids) => {
-                for (insert, id) in group.into_iter().zip(ids) {
-                    let _ = insert.reply.send(Ok(id));
-                }
+        commit(ledger, group);
+    }
+}
+
+/// Commits a group and answers each of its inserts.
+fn commit(ledger: &SqliteLedger, group: Vec<Insert>) {
+    let exports: Vec<&NewExport> = group.iter().flat_map(|i| &i.exports).collect();
+    match ledger.insert_rows(&exports) {
+        Ok(ids) => {
+            let mut ids = ids.into_iter();
+            for insert in group {
+                let _ = insert.reply.send(Ok(ids.by_ref().take(insert.exports.len()).collect()));
             }
-            Err(_) => {
-                // Alone, each insert gets its own error (or succeeds).
-                for insert in group {
-                    let result = ledger.insert_rows(&[&insert.export]).await.and_then(|ids| {
-                        ids.first().copied().ok_or_else(|| LedgerError::Corrupt { id: 0, message: "an insert returned no id".into() })
-                    });
-                    let _ = insert.reply.send(result);
-                }
+        }
+        Err(_) if group.len() > 1 => {
+            // Alone, each insert gets its own error (or succeeds).
+            for insert in group {
+                commit(ledger, vec![insert]);
+            }
+        }
+        Err(e) => {
+            if let Some(insert) = group.into_iter().next() {
+                let _ = insert.reply.send(Err(e));
             }
         }
     }

@@ -17,7 +17,8 @@
 //! memory) only after its facts are committed, and `load` takes back the sets
 //! a crash left.
 
-use super::{ExportId, FactHash, LedgerError, begin_write, hashes_json, ids_json, sql};
+use super::writer::{Durability, Writer};
+use super::{ExportId, FactHash, LedgerError, hashes_json, ids_json, sql};
 use crate::batch::sorted_unique;
 use sqlx::SqlitePool;
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
@@ -88,19 +89,18 @@ impl Unlearned {
 /// Holds ingested facts and writes them to `known_facts` in batches.
 #[derive(Debug, Clone)]
 pub(super) struct Learner {
-    /// The relaxed connection: what it writes may be lost in a power cut, the sets stay.
-    pool: SqlitePool,
-    /// The ledger's in-process write turn.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// The ledger's writer; learning goes through its relaxed connection (what it writes may
+    /// be lost in a power cut, the sets stay).
+    writer: Arc<Writer>,
     unlearned: Arc<Mutex<Unlearned>>,
     /// Held by a pass, and by `forget`, so that a pass never writes facts of a forgotten database.
     passes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Learner {
-    /// A learner writing through `pool`, taking `turn` for each transaction; nothing held yet.
-    pub(super) fn new(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>) -> Learner {
-        Learner { pool, turn, unlearned: Arc::default(), passes: Arc::default() }
+    /// A learner writing through `writer`; nothing held yet.
+    pub(super) fn new(writer: Arc<Writer>) -> Learner {
+        Learner { writer, unlearned: Arc::default(), passes: Arc::default() }
     }
 
     fn unlearned(&self) -> MutexGuard<'_, Unlearned> {
@@ -109,7 +109,7 @@ impl Learner {
 
     /// Takes back the fact sets of ingested exports that no pass has written yet (after a crash).
     pub(super) async fn load(&self) -> Result<(), LedgerError> {
-        let sets: Vec<(ExportId, String, Vec<u8>)> = sqlx::query_as(sql::UNLEARNED_FACT_SETS).fetch_all(&self.pool).await?;
+        let sets = self.writer.run(Durability::Relaxed, |tx| fact_sets(tx, sql::UNLEARNED_FACT_SETS, [])).await?;
         self.hold(sets);
         Ok(())
     }
@@ -143,16 +143,14 @@ impl Learner {
         if ids.is_empty() {
             return Ok(0);
         }
-        for (db, facts) in &by_db {
+        for (db, facts) in by_db {
             for chunk in facts.chunks(CHUNK) {
-                let (_turn, mut tx) = begin_write(&self.turn, &self.pool).await?;
-                sqlx::query(sql::LEARN_HASHES).bind(db).bind(hashes_json(chunk)).execute(&mut *tx).await?;
-                tx.commit().await?;
+                let (db, hashes) = (db.clone(), hashes_json(chunk));
+                self.writer.run(Durability::Relaxed, move |tx| Ok(tx.prepare_cached(sql::LEARN_HASHES)?.execute((db, hashes))?)).await?;
             }
         }
-        let (_turn, mut tx) = begin_write(&self.turn, &self.pool).await?;
-        sqlx::query(sql::FORGET_FACT_SETS).bind(ids_json(&ids)).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let sets = ids_json(&ids);
+        self.writer.run(Durability::Relaxed, move |tx| Ok(tx.prepare_cached(sql::FORGET_FACT_SETS)?.execute([sets])?)).await?;
         self.let_go(&ids);
         Ok(ids.len())
     }
@@ -161,24 +159,30 @@ impl Learner {
     pub(super) async fn forget(&self, db: &str) -> Result<bool, LedgerError> {
         let _pass = self.passes.lock().await;
         let held: Vec<ExportId> = self.unlearned().sets.iter().filter(|(_, (d, _))| d == db).map(|(id, _)| *id).collect();
-        let (_turn, mut tx) = begin_write(&self.turn, &self.pool).await?;
-        let written = sqlx::query(sql::FORGET_KNOWN_FACTS).bind(db).execute(&mut *tx).await?.rows_affected();
-        if !held.is_empty() {
-            sqlx::query(sql::FORGET_FACT_SETS).bind(ids_json(&held)).execute(&mut *tx).await?;
-        }
-        let forgotten = written > 0 || !held.is_empty();
-        if forgotten {
-            sqlx::query(sql::FORGET_CONTENT).bind(db).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        let (db, sets) = (db.to_owned(), (!held.is_empty()).then(|| ids_json(&held)));
+        let forgotten = self
+            .writer
+            .run(Durability::Relaxed, move |tx| {
+                let written = tx.prepare_cached(sql::FORGET_KNOWN_FACTS)?.execute([&db])?;
+                if let Some(sets) = &sets {
+                    tx.prepare_cached(sql::FORGET_FACT_SETS)?.execute([sets])?;
+                }
+                let forgotten = written > 0 || sets.is_some();
+                if forgotten {
+                    tx.prepare_cached(sql::FORGET_CONTENT)?.execute([&db])?;
+                }
+                Ok(forgotten)
+            })
+            .await?;
         self.let_go(&held);
         Ok(forgotten)
     }
 
-    /// Runs a pass every `INTERVAL` until the pool closes or the returned guard is dropped.
-    pub(super) fn start(&self) -> DropGuard {
+    /// Runs a pass every `INTERVAL` until `pool` (one of the ledger's) closes or the returned
+    /// guard is dropped.
+    pub(super) fn start(&self, pool: SqlitePool) -> DropGuard {
         let learner = self.clone();
-        super::every(INTERVAL, self.pool.clone(), move || {
+        super::every(INTERVAL, pool, move || {
             let learner = learner.clone();
             async move {
                 if let Err(e) = learner.pass().await {
@@ -187,6 +191,17 @@ impl Learner {
             }
         })
     }
+}
+
+/// Fact sets (export id, database, blob) as `statement` selects them.
+pub(super) fn fact_sets(
+    tx: &rusqlite::Transaction<'_>,
+    statement: &str,
+    binds: impl rusqlite::Params,
+) -> Result<Vec<(ExportId, String, Vec<u8>)>, LedgerError> {
+    let mut statement = tx.prepare_cached(statement)?;
+    let sets = statement.query_map(binds, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(sets.collect::<Result<Vec<_>, _>>()?)
 }
 
 #[cfg(test)]

@@ -30,6 +30,27 @@ pub(super) struct ExportRow {
 }
 
 impl ExportRow {
+    /// A row read by a writer (`claim ... RETURNING`), columns in `sql::columns!` order.
+    pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExportRow> {
+        Ok(ExportRow {
+            id: r.get(0)?,
+            state: r.get(1)?,
+            batch_file: r.get(2)?,
+            graph_key: r.get(3)?,
+            graph_version: r.get(4)?,
+            content_hash: r.get(5)?,
+            node_count: r.get(6)?,
+            edge_count: r.get(7)?,
+            bytes: r.get(8)?,
+            attempts: r.get(9)?,
+            created_at: r.get(10)?,
+            updated_at: r.get(11)?,
+            next_attempt_at: r.get(12)?,
+            ingested_at: r.get(13)?,
+            last_error: r.get(14)?,
+        })
+    }
+
     /// The row as an `Export`, or `Corrupt` when a stored value makes no sense.
     pub(super) fn into_export(self) -> Result<Export, LedgerError> {
         let id = self.id;

@@ -1,5 +1,6 @@
 //! The conformance suite on fresh SQLite files, plus what only SQLite has.
 
+use super::writer::Durability;
 use super::{SqliteLedger, sql};
 use crate::ledger::conformance::{Backend, ledger_conformance};
 use crate::ledger::{Ledger, LedgerError};
@@ -63,11 +64,13 @@ async fn open_creates_a_durable_wal_database() {
     let backend = SqliteBackend::new();
     let ledger = SqliteLedger::open(&backend.path).await.expect("open");
     assert!(backend.path.is_file());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&ledger.writer).await.expect("pragma");
-    assert_eq!(mode, "wal");
-    // 2 = FULL: a commit returns only after the log is synced.
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&ledger.writer).await.expect("pragma");
-    assert_eq!(synchronous, 2);
+    // 2 = FULL: a commit returns only after the log is synced; 1 = NORMAL.
+    for (durability, synchronous) in [(Durability::Durable, 2), (Durability::Relaxed, 1)] {
+        let mode = ledger.writer.write(durability, |tx| Ok(tx.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?));
+        assert_eq!(mode.expect("pragma"), "wal");
+        let setting = ledger.writer.write(durability, |tx| Ok(tx.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?));
+        assert_eq!(setting.expect("pragma"), synchronous, "{durability:?}");
+    }
     ledger.close().await;
     SqliteLedger::open(&backend.path).await.expect("reopen runs no migration twice");
 }
@@ -103,14 +106,10 @@ async fn fact_rows_written_before_fact_sets_are_still_learned_at_ingest() {
     use crate::ledger::{NewExport, Outcome};
     let backend = SqliteBackend::new();
     let ledger = SqliteLedger::open(&backend.path).await.expect("open");
-    let id = ledger.insert(&NewExport { db: "db1".into(), batch_file: "old.json".into(), ..NewExport::default() }).await.expect("insert");
+    let id = ledger.insert(NewExport { db: "db1".into(), batch_file: "old.json".into(), ..NewExport::default() }).await.expect("insert");
     // A pending export of an earlier version: its facts one row each.
-    sqlx::query("INSERT INTO export_facts (export_id, hash) VALUES (?1, ?2)")
-        .bind(id)
-        .bind(vec![9u8; 16])
-        .execute(&ledger.writer)
-        .await
-        .expect("an old fact row");
+    let old_row = "INSERT INTO export_facts (export_id, hash) VALUES (?1, ?2)";
+    ledger.writer.write(Durability::Durable, |tx| Ok(tx.execute(old_row, (id, [9u8; 16]))?)).expect("an old fact row");
     ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
     ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
     assert_eq!(ledger.known_facts("db1", &[[9u8; 16]]).await.expect("known"), [true]);
@@ -128,7 +127,7 @@ async fn ledger_with_export(backend: &SqliteBackend, facts: &[[u8; 16]]) -> (Sql
     use crate::ledger::NewExport;
     let ledger = SqliteLedger::open(&backend.path).await.expect("open");
     let export = NewExport { db: "db1".into(), batch_file: "a.json".into(), facts: facts.to_vec(), ..NewExport::default() };
-    let id = ledger.insert(&export).await.expect("insert");
+    let id = ledger.insert(export).await.expect("insert");
     (ledger, id)
 }
 
@@ -160,7 +159,8 @@ async fn fact_sets_a_crash_left_unlearned_are_known_after_reopening() {
     let facts = [[6u8; 16], [7u8; 16]];
     let (ledger, id) = ledger_with_export(&backend, &facts).await;
     // As a crash leaves it: the ingest committed, no pass after it, nothing held in memory.
-    sqlx::query("UPDATE exports SET state = 'ingested' WHERE id = ?1").bind(id).execute(&ledger.writer).await.expect("ingested");
+    let ingested = "UPDATE exports SET state = 'ingested' WHERE id = ?1";
+    ledger.writer.write(Durability::Relaxed, |tx| Ok(tx.execute(ingested, [id])?)).expect("ingested");
     assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [false, false]);
     let reopened = SqliteLedger::open(&backend.path).await.expect("reopen");
     assert_eq!(reopened.known_facts("db1", &facts).await.expect("known"), [true, true], "taken back at open");
@@ -232,7 +232,7 @@ async fn a_large_graph_is_stored_in_bounded_parts_and_read_back_whole() {
     let json = format!(r#"{{"nodes":[{}],"edges":[{}]}}"#, nodes.join(","), edges.join(","));
     let graph = Arc::new(Graph::from_json(json.as_bytes()).expect("graph"));
     let export = crate::ledger::NewExport { snapshot: Some(graph.clone()), ..crate::ledger::conformance::versioned("big", 1) };
-    ledger.insert(&export).await.expect("insert");
+    ledger.insert(export).await.expect("insert");
     let parts: i64 = sqlx::query_scalar("SELECT count(*) FROM glean_graph_parts WHERE graph_key = 'big'")
         .fetch_one(&ledger.readers)
         .await
@@ -250,7 +250,7 @@ async fn the_wal_is_copied_into_the_database_file_in_the_background() {
     let size = || std::fs::metadata(&backend.path).map(|m| m.len()).unwrap_or(0);
     let before = size();
     let rows: Vec<_> = (0..2_000).map(crate::ledger::conformance::keyless).collect();
-    ledger.insert_many(&rows).await.expect("insert");
+    ledger.insert_many(rows).await.expect("insert");
     // The commit itself leaves its pages in the WAL; the checkpointer copies them.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while size() <= before && std::time::Instant::now() < deadline {
@@ -258,4 +258,49 @@ async fn the_wal_is_copied_into_the_database_file_in_the_background() {
     }
     assert!(size() > before, "the database file grew from {before} bytes by a checkpoint");
     ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_that_fails_in_a_shared_commit_fails_alone() {
+    use crate::ledger::NewExport;
+    use crate::ledger::conformance::keyless;
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    let reject = "CREATE TRIGGER reject BEFORE INSERT ON exports WHEN NEW.batch_file = 'bad.json'
+                  BEGIN SELECT RAISE(ABORT, 'rejected by the test'); END";
+    ledger.writer.write(Durability::Durable, |tx| Ok(tx.execute(reject, [])?)).expect("trigger");
+    // A write holding the lock, so that the inserts below queue up and share one commit.
+    let writer = ledger.writer.clone();
+    let hold = tokio::spawn(async move {
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+        writer.run(Durability::Relaxed, move |_| Ok(pause())).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let inserts: Vec<_> = (0..9)
+        .map(|i| if i == 4 { NewExport { batch_file: "bad.json".into(), ..keyless(i) } } else { keyless(i) })
+        .map(|export| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move { ledger.insert(export).await })
+        })
+        .collect();
+    hold.await.expect("task").expect("held");
+    let mut results = Vec::new();
+    for insert in inserts {
+        results.push(insert.await.expect("task"));
+    }
+    let error = results[4].as_ref().expect_err("the rejected insert fails");
+    assert!(error.to_string().contains("rejected by the test"), "{error}");
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 8, "the others are committed: {results:?}");
+    assert_eq!(count(&ledger, "exports").await, 8);
+}
+
+#[tokio::test]
+async fn writes_after_close_fail_naming_the_cause() {
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    ledger.close().await;
+    let error = ledger.insert(crate::ledger::conformance::keyless(1)).await.expect_err("closed");
+    assert!(error.to_string().contains("the ledger is closed"), "{error}");
+    let error = ledger.claim(&[], 1, "w", std::time::Duration::from_secs(1)).await.expect_err("closed");
+    assert!(error.to_string().contains("the ledger is closed"), "{error}");
 }

@@ -96,7 +96,7 @@ async fn nodes_claiming_at_once_keep_every_graphs_order() {
     let Some(backend) = PgBackend::from_env() else { return };
     let rows: Vec<NewExport> = (1..=5).flat_map(|v| (0..50).map(move |g| versioned(&format!("g{g}"), v))).collect();
     let first = backend.connect().await;
-    let inserted = first.insert_many(&rows).await.expect("insert_many");
+    let inserted = first.insert_many(rows.clone()).await.expect("insert_many");
     let watch = Arc::new(Mutex::new(Watch::default()));
     let mut nodes = tokio::task::JoinSet::new();
     for node in 0..4 {
@@ -146,7 +146,7 @@ async fn saves_racing_claims_keep_each_graphs_id_order() {
             for n in 0..60 {
                 let facts = vec![[node as u8, n as u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]];
                 let new = NewExport { facts, ..versioned(&format!("g{}", n % 10), node * 100 + n) };
-                ledger.insert(&new).await.expect("insert");
+                ledger.insert(new).await.expect("insert");
             }
             saving.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         });
@@ -199,7 +199,7 @@ async fn a_save_in_progress_holds_back_later_saves_of_its_graph() {
     let mut open = slow.pool.begin().await.expect("begin");
     let v1 = save::record(&mut open, &slow.schema, &[versioned("g", 1)], &[None]).await.expect("record v1")[0];
 
-    let saving_v2 = tokio::spawn(async move { fast.insert(&versioned("g", 2)).await.expect("insert v2") });
+    let saving_v2 = tokio::spawn(async move { fast.insert(versioned("g", 2)).await.expect("insert v2") });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!saving_v2.is_finished(), "v2's save waits for v1's");
     assert!(claimer.claim(&[], 10, "c", LEASE).await.expect("claim").is_empty(), "nothing of g is visible yet");
@@ -224,7 +224,7 @@ async fn a_dead_nodes_lease_is_taken_over_by_one_node() {
     let Some(backend) = PgBackend::from_env() else { return };
     let dying = backend.connect().await;
     let others = [backend.connect().await, backend.connect().await, backend.connect().await];
-    let ids = dying.insert_many(&[versioned("g", 1), versioned("g", 2), keyless(1)]).await.expect("insert");
+    let ids = dying.insert_many(vec![versioned("g", 1), versioned("g", 2), keyless(1)]).await.expect("insert");
     let held = dying.claim(&[], 10, "dying", LEASE).await.expect("claim");
     assert_eq!(held.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[0], ids[2]]);
     dying.close().await;

@@ -25,7 +25,7 @@ async fn nodes_starting_at_once_migrate_once() {
     let (applied, all_ok): (i64, bool) =
         sqlx::query_as("SELECT COUNT(*), bool_and(success) FROM _sqlx_migrations").fetch_one(&mut raw).await.expect("migrations table");
     assert_eq!((applied, all_ok), (connect::migration_count() as i64, true));
-    let id = nodes[0].insert(&keyless(1)).await.expect("insert");
+    let id = nodes[0].insert(keyless(1)).await.expect("insert");
     assert_eq!(nodes[7].get(id).await.expect("get").map(|e| e.id), Some(id), "one schema for all nodes");
     let isolation: String = sqlx::query_scalar("SHOW transaction_isolation").fetch_one(&nodes[0].pool).await.expect("show");
     assert_eq!(isolation, "read committed", "claims rely on it");
@@ -36,8 +36,8 @@ async fn nodes_starting_at_once_migrate_once() {
 async fn stats_are_the_clusters() {
     let Some(backend) = PgBackend::from_env() else { return };
     let (a, b) = (backend.connect().await, backend.connect().await);
-    a.insert_many(&[keyless(1), keyless(2)]).await.expect("insert");
-    b.insert(&keyless(3)).await.expect("insert");
+    a.insert_many(vec![keyless(1), keyless(2)]).await.expect("insert");
+    b.insert(keyless(3)).await.expect("insert");
     let claimed = b.claim(&[], 1, "b", LEASE).await.expect("claim");
     b.finish(&[claimed[0].id], "b", &Outcome::Ingested).await.expect("finish");
     let (ca, cb) = (a.counts().await.expect("counts"), b.counts().await.expect("counts"));
@@ -52,7 +52,7 @@ async fn hot_statements_read_only_unfinished_rows() {
     let Some(backend) = PgBackend::from_env() else { return };
     let ledger = backend.connect().await;
     let rows: Vec<NewExport> = (0..20_000).map(|i| if i % 2 == 0 { versioned(&format!("g{}", i % 200), i) } else { keyless(i) }).collect();
-    ledger.insert_many(&rows).await.expect("insert_many");
+    ledger.insert_many(rows).await.expect("insert_many");
     let mut raw = backend.raw().await;
     sqlx::query("ANALYZE exports").execute(&mut raw).await.expect("analyze");
     check_plans(&mut raw, "backlog").await;
@@ -92,7 +92,7 @@ async fn payloads_are_compressed_and_properties_are_jsonb() {
     let batch: Vec<u8> = b"{\"key\":{\"id\":\"node\"}},".repeat(40_000);
     let graph = crate::graph::Graph::from_json(br#"{"nodes":[{"id":"a","props":{"x":1}}]}"#).expect("graph");
     let new = NewExport { payload: Some(batch.clone()), snapshot: Some(Arc::new(graph)), ..versioned("k", 1) };
-    let id = ledger.insert(&new).await.expect("insert");
+    let id = ledger.insert(new).await.expect("insert");
 
     let mut raw = backend.raw().await;
     let (size, magic): (i32, Vec<u8>) =
