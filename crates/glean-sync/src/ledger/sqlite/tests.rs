@@ -192,13 +192,13 @@ async fn graphs_stored_a_row_per_element_are_migrated_into_parts() {
         id: id.into(),
         kind: "t".into(),
         label: label.into(),
-        properties_json: properties.map(str::to_owned),
+        properties_json: properties.map(Into::into),
     };
     let edge = |source: &str, target: &str, properties: Option<&str>| Edge {
         source: source.into(),
         target: target.into(),
         label: "R".into(),
-        properties_json: properties.map(str::to_owned),
+        properties_json: properties.map(Into::into),
     };
     assert_eq!((stored.version, stored.export_id), (Some(2), 7));
     assert_eq!(stored.nodes, [node("a", "A", Some(r#"{"x":1}"#)), node("b", "B", None)]);
@@ -273,7 +273,12 @@ async fn an_insert_that_fails_in_a_shared_commit_fails_alone() {
     let writer = ledger.writer.clone();
     let hold = tokio::spawn(async move {
         let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
-        writer.run(Durability::Relaxed, move |_| Ok(pause())).await
+        writer
+            .run(Durability::Relaxed, move |_| {
+                pause();
+                Ok(())
+            })
+            .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let inserts: Vec<_> = (0..9)
