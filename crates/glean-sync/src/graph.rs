@@ -43,30 +43,36 @@ impl GraphError {
     }
 }
 
+/// A graph's text: up to 24 bytes (ids, kinds, labels, most properties of small
+/// graphs) is kept inline, without an allocation of its own. A million-node graph
+/// holds seven million strings, and a heap string costs its 24 bytes plus an
+/// allocation of at least 32.
+pub type Text = compact_str::CompactString;
+
 /// A node: one fact of `<prefix>.Node`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
     /// Unique within the graph.
-    pub id: String,
+    pub id: Text,
     /// What it is (`table`, `column`, `job`, ...).
-    pub kind: String,
+    pub kind: Text,
     /// Display name.
-    pub label: String,
+    pub label: Text,
     /// Properties as canonical JSON, `None` when there are none.
-    pub properties_json: Option<String>,
+    pub properties_json: Option<Text>,
 }
 
 /// An edge: one fact of `<prefix>.Edge`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Edge {
     /// Id of the source node.
-    pub source: String,
+    pub source: Text,
     /// Id of the target node.
-    pub target: String,
+    pub target: Text,
     /// Relationship (`RELATES_TO`, ...).
-    pub label: String,
+    pub label: Text,
     /// Properties as canonical JSON, `None` when there are none.
-    pub properties_json: Option<String>,
+    pub properties_json: Option<Text>,
 }
 
 /// A validated graph, ready to be encoded.
@@ -116,47 +122,47 @@ impl RawGraph {
 #[derive(Deserialize)]
 struct RawNode {
     #[serde(default)]
-    id: Option<String>,
+    id: Option<Text>,
     #[serde(default, alias = "type")]
-    kind: Option<String>,
+    kind: Option<Text>,
     #[serde(default)]
-    label: Option<String>,
+    label: Option<Text>,
     #[serde(default, alias = "props", deserialize_with = "canonical_properties")]
-    properties: Option<String>,
+    properties: Option<Text>,
 }
 
 #[derive(Deserialize)]
 struct RawEdge {
     #[serde(default, alias = "source_id")]
-    source: Option<String>,
+    source: Option<Text>,
     #[serde(default, alias = "target_id")]
-    target: Option<String>,
+    target: Option<Text>,
     #[serde(default, alias = "type")]
-    label: Option<String>,
+    label: Option<Text>,
     #[serde(default, alias = "props", deserialize_with = "canonical_properties")]
-    properties: Option<String>,
+    properties: Option<Text>,
 }
 
 /// Properties as canonical JSON text: keys sorted at every level; `{}` and null are none.
-fn canonical_properties<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+fn canonical_properties<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Text>, D::Error> {
     canonical(Value::deserialize(d)?).map_err(D::Error::custom)
 }
 
 /// The one rule for properties: an object, as JSON text with keys sorted at every level; `{}` and null are none.
-fn canonical(value: Value) -> Result<Option<String>, String> {
+fn canonical(value: Value) -> Result<Option<Text>, String> {
     match value {
         Value::Null => Ok(None),
         Value::Object(map) if map.is_empty() => Ok(None),
         mut v @ Value::Object(_) => {
             v.sort_all_objects();
-            serde_json::to_string(&v).map(Some).map_err(|e| e.to_string())
+            serde_json::to_string(&v).map(|text| Some(Text::from(text))).map_err(|e| e.to_string())
         }
         other => Err(format!("properties must be an object, got {other}")),
     }
 }
 
 /// Properties given as text (the Rust API) in the canonical form; `path` names them in errors.
-fn canonical_text(text: Option<String>, path: impl FnOnce() -> String) -> Result<Option<String>, GraphError> {
+fn canonical_text(text: Option<Text>, path: impl FnOnce() -> String) -> Result<Option<Text>, GraphError> {
     let Some(text) = text else { return Ok(None) };
     serde_json::from_str(&text)
         .map_err(|e| e.to_string())
@@ -272,7 +278,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
-fn require(path: &str, value: Option<&String>) -> Result<(), GraphError> {
+fn require(path: &str, value: Option<&Text>) -> Result<(), GraphError> {
     match value {
         None => Err(GraphError::Missing(path.to_owned())),
         Some(v) if v.trim().is_empty() => Err(GraphError::Empty(path.to_owned())),

@@ -105,7 +105,7 @@ use super::{
     Export, ExportId, ExportState, FactHash, Ledger, LedgerError, NewExport, Outcome, Selection, StateCounts, StoredGraph, VersionSlot,
 };
 use crate::batch::sorted_unique;
-use crate::graph::{Edge, Graph, Node};
+use crate::graph::{Edge, Graph, Node, Text};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
 use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
 use sqlx::migrate::Migrator;
@@ -616,7 +616,7 @@ fn part_of<T>(items: &[T], part: usize) -> &[T] {
 
 /// A stored node (`[id, kind, label, properties]`) or edge (`[source, target, label,
 /// properties]`): arrays, not objects, as the keys would be a third of the bytes.
-type StoredElement = (String, String, String, Option<String>);
+type StoredElement = (Text, Text, Text, Option<Text>);
 
 /// Nodes or edges as the JSON array a part stores.
 fn snapshot_json<T: serde::Serialize>(elements: impl Iterator<Item = T>, export_id: ExportId) -> Result<String, LedgerError> {

@@ -9,7 +9,7 @@
 //! Nothing here touches export rows.
 
 use super::sql;
-use crate::graph::{Edge, Graph, Node};
+use crate::graph::{Edge, Graph, Node, Text};
 use crate::ledger::{ExportId, LedgerError, StoredGraph};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -54,21 +54,23 @@ pub(super) async fn load(pool: &PgPool, key: &str) -> Result<Option<StoredGraph>
         updated_at,
         nodes: nodes
             .into_iter()
-            .map(|(id, kind, label, p)| Ok(Node { id, kind, label, properties_json: canonical(p)? }))
+            .map(|(id, kind, label, p)| Ok(Node { id: id.into(), kind: kind.into(), label: label.into(), properties_json: canonical(p)? }))
             .collect::<Result<_, LedgerError>>()?,
         edges: edges
             .into_iter()
-            .map(|(source, target, label, p)| Ok(Edge { source, target, label, properties_json: canonical(p)? }))
+            .map(|(source, target, label, p)| {
+                Ok(Edge { source: source.into(), target: target.into(), label: label.into(), properties_json: canonical(p)? })
+            })
             .collect::<Result<_, LedgerError>>()?,
     }))
 }
 
 /// JSONB text as canonical JSON: keys sorted at every level, no spaces.
-fn canonical(export_id: ExportId, jsonb: &str) -> Result<String, LedgerError> {
+fn canonical(export_id: ExportId, jsonb: &str) -> Result<Text, LedgerError> {
     let corrupt = |e: serde_json::Error| LedgerError::Corrupt { id: export_id, message: format!("stored properties: {e}") };
     let mut value: serde_json::Value = serde_json::from_str(jsonb).map_err(corrupt)?;
     value.sort_all_objects();
-    serde_json::to_string(&value).map_err(corrupt)
+    serde_json::to_string(&value).map(Text::from).map_err(corrupt)
 }
 
 #[cfg(test)]
