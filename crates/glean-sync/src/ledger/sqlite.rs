@@ -107,7 +107,8 @@ use super::{
 use crate::batch::sorted_unique;
 use crate::graph::{Edge, Graph, Node, Text};
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
-use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
+use rusqlite::blob::ZeroBlob;
+use rusqlite::{DatabaseName, OptionalExtension, ToSql, Transaction, params, params_from_iter};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
@@ -562,7 +563,7 @@ fn insert_row(tx: &Transaction<'_>, export: &NewExport, content: &str, now: i64)
     let row = params![e.batch_file, e.graph_key, e.graph_version, e.content_hash, e.node_count, e.edge_count, e.bytes, now, e.db, e.dead];
     let id: ExportId = tx.prepare_cached(sql::INSERT)?.query_row(row, |r| r.get(0))?;
     if !e.facts.is_empty() {
-        tx.prepare_cached(sql::INSERT_FACT_SET)?.execute(params![id, &*fact_set(&e.facts)])?;
+        insert_fact_set(tx, id, &e.facts)?;
     }
     if let (Some(key), Some(version)) = (&e.graph_key, e.graph_version) {
         tx.prepare_cached(sql::LINK_GRAPH)?.execute(params![e.db, key, version, content, id])?;
@@ -571,6 +572,28 @@ fn insert_row(tx: &Transaction<'_>, export: &NewExport, content: &str, now: i64)
         store_graph(tx, key, e.graph_version, id, graph, now)?;
     }
     Ok(id)
+}
+
+/// Fact sets larger than this are written in place after their row, a piece this size at a time.
+const FACT_SET_PIECE: usize = 1 << 20;
+
+/// Records the facts an export carries. A large set goes in as a zero blob of its size,
+/// then is written in place piece by piece: bound whole, SQLite would copy it twice (the
+/// bound value and the record built from it), 64 MiB more for a million-node graph.
+fn insert_fact_set(tx: &Transaction<'_>, id: ExportId, facts: &[FactHash]) -> Result<(), LedgerError> {
+    let set = fact_set(facts);
+    if set.len() <= FACT_SET_PIECE {
+        tx.prepare_cached(sql::INSERT_FACT_SET)?.execute(params![id, &*set])?;
+        return Ok(());
+    }
+    let size =
+        i32::try_from(set.len()).map_err(|_| LedgerError::Payload(format!("{} facts are more than one export can carry", facts.len())))?;
+    tx.prepare_cached(sql::INSERT_FACT_SET)?.execute(params![id, ZeroBlob(size)])?;
+    let mut blob = tx.blob_open(DatabaseName::Main, "export_fact_sets", "hashes", id, false)?;
+    for (i, piece) in set.chunks(FACT_SET_PIECE).enumerate() {
+        blob.write_at(piece, i * FACT_SET_PIECE)?;
+    }
+    Ok(())
 }
 
 /// Replaces the stored nodes and edges of `key`, unless a newer version is stored already.
