@@ -218,12 +218,12 @@ impl Graph {
     /// properties as JSON input: `properties_json` must be a JSON object (or none).
     pub fn new(mut nodes: Vec<Node>, mut edges: Vec<Edge>) -> Result<Graph, GraphError> {
         for (i, n) in nodes.iter_mut().enumerate() {
-            require(&format!("nodes[{i}].id"), Some(&n.id))?;
+            require(|| format!("nodes[{i}].id"), Some(&n.id))?;
             n.properties_json = canonical_text(n.properties_json.take(), || format!("nodes[{i}].properties_json"))?;
         }
         for (i, e) in edges.iter_mut().enumerate() {
-            require(&format!("edges[{i}].source"), Some(&e.source))?;
-            require(&format!("edges[{i}].target"), Some(&e.target))?;
+            require(|| format!("edges[{i}].source"), Some(&e.source))?;
+            require(|| format!("edges[{i}].target"), Some(&e.target))?;
             e.properties_json = canonical_text(e.properties_json.take(), || format!("edges[{i}].properties_json"))?;
         }
         let mut graph = Graph { nodes, edges, ..Graph::default() };
@@ -289,10 +289,12 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
 
-fn require(path: &str, value: Option<&Text>) -> Result<(), GraphError> {
+/// A required text is present and not blank; `path` names it, built only for an error
+/// (a graph has a path per node and two per edge, nearly always unused).
+fn require(path: impl FnOnce() -> String, value: Option<&Text>) -> Result<(), GraphError> {
     match value {
-        None => Err(GraphError::Missing(path.to_owned())),
-        Some(v) if v.trim().is_empty() => Err(GraphError::Empty(path.to_owned())),
+        None => Err(GraphError::Missing(path())),
+        Some(v) if v.trim().is_empty() => Err(GraphError::Empty(path())),
         Some(_) => Ok(()),
     }
 }
@@ -326,7 +328,7 @@ const READ_BUFFER: usize = 1 << 20;
 
 impl RawNode {
     fn validate(self, i: usize) -> Result<Node, GraphError> {
-        require(&format!("nodes[{i}].id"), self.id.as_ref())?;
+        require(|| format!("nodes[{i}].id"), self.id.as_ref())?;
         Ok(Node {
             id: self.id.unwrap_or_default(),
             kind: self.kind.unwrap_or_default(),
@@ -338,8 +340,8 @@ impl RawNode {
 
 impl RawEdge {
     fn validate(self, i: usize) -> Result<Edge, GraphError> {
-        require(&format!("edges[{i}].source"), self.source.as_ref())?;
-        require(&format!("edges[{i}].target"), self.target.as_ref())?;
+        require(|| format!("edges[{i}].source"), self.source.as_ref())?;
+        require(|| format!("edges[{i}].target"), self.target.as_ref())?;
         Ok(Edge {
             source: self.source.unwrap_or_default(),
             target: self.target.unwrap_or_default(),
