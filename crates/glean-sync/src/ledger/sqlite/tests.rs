@@ -154,6 +154,28 @@ fn fact_sets_are_stored_sorted_and_unique_and_borrowed_when_given_so() {
 }
 
 #[tokio::test]
+async fn a_fact_set_larger_than_a_piece_is_stored_whole() {
+    // Two pieces and part of a third: written in place, piece by piece.
+    let n = 2 * super::FACT_SET_PIECE / 16 + 100;
+    let facts: Vec<[u8; 16]> = (0..n as u32)
+        .map(|i| {
+            let mut hash = [0u8; 16];
+            hash[..4].copy_from_slice(&i.to_be_bytes());
+            hash[15] = 0xa5;
+            hash
+        })
+        .collect();
+    let backend = SqliteBackend::new();
+    let (ledger, id) = ledger_with_export(&backend, &facts).await;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT hashes FROM export_fact_sets WHERE export_id = ?1")
+        .bind(id)
+        .fetch_one(&ledger.readers)
+        .await
+        .expect("stored set");
+    assert!(stored == facts.concat(), "{} bytes stored for {} facts", stored.len(), facts.len());
+}
+
+#[tokio::test]
 async fn fact_sets_a_crash_left_unlearned_are_known_after_reopening() {
     let backend = SqliteBackend::new();
     let facts = [[6u8; 16], [7u8; 16]];
