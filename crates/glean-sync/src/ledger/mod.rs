@@ -277,9 +277,16 @@ pub enum LedgerError {
         /// What is wrong.
         message: String,
     },
-    /// A batch payload cannot be prepared for storage (compression failed).
+    /// An export cannot be prepared for storage (its payload does not compress, its fact
+    /// set is too large).
     #[error("ledger payload cannot be stored: {0}")]
     Payload(String),
+    /// The ledger was closed (graceful shutdown) and takes no more writes.
+    #[error("the ledger is closed")]
+    Closed,
+    /// A write stopped before it answered (it panicked; the log says where).
+    #[error("a ledger write stopped before it answered: {0}")]
+    Stopped(String),
     /// The ledger's file, directory, database or schema cannot be used.
     #[error("ledger at {path}: {message}")]
     Location {

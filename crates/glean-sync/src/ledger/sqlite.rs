@@ -131,7 +131,7 @@ pub struct SqliteLedger {
     /// Every write of this process, in turn (see `writer`). Closed by `close`.
     writer: Arc<Writer>,
     /// Saves waiting for a group commit (see `group`).
-    inserts: Option<tokio::sync::mpsc::Sender<group::Insert>>,
+    inserts: Option<tokio::sync::mpsc::Sender<group::Job>>,
     /// Connections that only read (`query_only`), so reads never wait on writes.
     readers: SqlitePool,
     /// The connection that copies the WAL into the database file (see `checkpoint`).
@@ -251,6 +251,10 @@ impl SqliteLedger {
 
     /// Closes every connection, waiting for the ones in use (graceful shutdown).
     pub async fn close(&self) {
+        // Saves queued before the close are committed and answered, not failed.
+        if let Some(queue) = &self.inserts {
+            group::flush(queue).await;
+        }
         // Held facts would be taken back at the next open; writing them now spares it.
         if let Err(e) = self.learner.pass().await {
             tracing::debug!(error = %e, "known facts left held at close; the next open takes them back");
@@ -341,7 +345,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn insert_many(&self, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError> {
-        group::insert(self.inserts.as_ref().ok_or_else(writer::closed)?, exports).await
+        group::insert(self.inserts.as_ref().ok_or(LedgerError::Closed)?, exports).await
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {

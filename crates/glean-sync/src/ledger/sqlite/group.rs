@@ -8,14 +8,25 @@
 //! its rows are durably committed. An insert's exports (one for `insert`, all
 //! of `insert_many`) are never split across commits. If a group's commit
 //! fails, its inserts are tried one by one, so each caller gets its own
-//! answer. It never reorders or drops an insert.
+//! answer; one that panics fails its own callers and the thread goes on. A
+//! close first flushes the queue, so a save queued before it is committed. It
+//! never reorders or drops an insert.
 
-use super::SqliteLedger;
+use super::{SqliteLedger, location};
 use crate::ledger::{ExportId, LedgerError, NewExport};
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most exports one commit carries (an insert larger than this is committed alone).
 const MAX_GROUP: usize = 256;
+
+/// What the committing thread is asked to do, in the order asked.
+pub(super) enum Job {
+    /// Commit these exports.
+    Insert(Insert),
+    /// Answer once every insert queued before this one has been answered (close).
+    Flush(oneshot::Sender<()>),
+}
 
 /// Exports waiting for their commit, all or none.
 pub(super) struct Insert {
@@ -24,36 +35,60 @@ pub(super) struct Insert {
 }
 
 /// Starts the committing thread for `ledger`; it ends when every sender is dropped.
-pub(super) fn start(ledger: SqliteLedger) -> Result<mpsc::Sender<Insert>, LedgerError> {
+pub(super) fn start(ledger: SqliteLedger) -> Result<mpsc::Sender<Job>, LedgerError> {
     let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
+    let path = ledger.path.clone();
     std::thread::Builder::new()
         .name("ledger-commit".into())
         .spawn(move || run(&ledger, rx))
-        .map_err(|e| LedgerError::Location { path: String::new(), message: format!("cannot start the commit thread: {e}") })?;
+        .map_err(|e| location(&path, &format!("cannot start the commit thread: {e}")))?;
     Ok(tx)
 }
 
 /// Queues `exports` and waits until they are committed; their ids, in order.
-pub(super) async fn insert(queue: &mpsc::Sender<Insert>, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError> {
+pub(super) async fn insert(queue: &mpsc::Sender<Job>, exports: Vec<NewExport>) -> Result<Vec<ExportId>, LedgerError> {
     let (reply, answer) = oneshot::channel();
-    queue.send(Insert { exports, reply }).await.map_err(|_| super::writer::closed())?;
-    answer.await.map_err(|_| super::writer::closed())?
+    queue.send(Job::Insert(Insert { exports, reply })).await.map_err(|_| LedgerError::Closed)?;
+    answer.await.map_err(|_| LedgerError::Stopped("the commit of this save panicked".into()))?
 }
 
-fn run(ledger: &SqliteLedger, mut inserts: mpsc::Receiver<Insert>) {
-    while let Some(first) = inserts.blocking_recv() {
-        let mut size = first.exports.len();
-        let mut group = vec![first];
-        while size < MAX_GROUP {
-            match inserts.try_recv() {
-                Ok(next) => {
-                    size += next.exports.len();
-                    group.push(next);
+/// Waits until every insert queued before the call has been committed and answered.
+pub(super) async fn flush(queue: &mpsc::Sender<Job>) {
+    let (done, flushed) = oneshot::channel();
+    if queue.send(Job::Flush(done)).await.is_ok() {
+        // An error here means the thread is gone, and with it anything left to wait for.
+        let _ = flushed.await;
+    }
+}
+
+fn run(ledger: &SqliteLedger, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let (mut group, mut size, mut flushed) = (Vec::new(), 0, None);
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Insert(insert) => {
+                    size += insert.exports.len();
+                    group.push(insert);
                 }
-                Err(_) => break,
+                Job::Flush(done) => {
+                    flushed = Some(done);
+                    break;
+                }
+            }
+            if size < MAX_GROUP {
+                next = jobs.try_recv().ok();
             }
         }
-        commit(ledger, group);
+        if !group.is_empty() {
+            // A panic fails this group's saves (their replies are dropped), not every later one.
+            if std::panic::catch_unwind(AssertUnwindSafe(|| commit(ledger, group))).is_err() {
+                tracing::error!("a ledger commit panicked; the saves it carried failed, later saves go on");
+            }
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
     }
 }
 

@@ -322,6 +322,20 @@ async fn an_insert_that_fails_in_a_shared_commit_fails_alone() {
 }
 
 #[tokio::test]
+async fn saves_queued_before_close_are_committed_not_failed() {
+    use crate::ledger::conformance::keyless;
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    // `join!` polls in order: the three saves are queued before the close begins.
+    let (a, b, c, ()) = tokio::join!(ledger.insert(keyless(1)), ledger.insert(keyless(2)), ledger.insert(keyless(3)), ledger.close());
+    for saved in [a, b, c] {
+        saved.expect("a save queued before the close is committed");
+    }
+    let reopened = SqliteLedger::open(&backend.path).await.expect("reopen");
+    assert_eq!(count(&reopened, "exports").await, 3);
+}
+
+#[tokio::test]
 async fn writes_after_close_fail_naming_the_cause() {
     let backend = SqliteBackend::new();
     let ledger = SqliteLedger::open(&backend.path).await.expect("open");

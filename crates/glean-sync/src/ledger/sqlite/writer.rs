@@ -3,8 +3,9 @@
 //! Every write of this process runs here as one closure per transaction, on a
 //! thread that may block: the group-commit thread (`group`) or tokio's
 //! blocking pool. The lock over both connections is the process's write turn,
-//! so in-process writers queue in order instead of sleeping in SQLite's busy
-//! handler, and a transaction runs its statements back to back. Before, the
+//! so in-process writers wait on it (not necessarily in arrival order) instead
+//! of sleeping in SQLite's busy handler, and a transaction runs its statements
+//! back to back. Before, the
 //! writes went through sqlx, which runs each statement on the connection's own
 //! thread: about 25 hand-offs for a group of 3.5 saves, each waiting for one
 //! of two busy cores, with the turn held across all of them (saves of 50-node
@@ -17,7 +18,7 @@
 //! never decides what to write, and never holds its lock across an await:
 //! closures are synchronous. Reads for callers use the read pool instead.
 
-use super::{BUSY_TIMEOUT, LedgerError, PAGE_CACHE_KIB};
+use super::{BUSY_TIMEOUT, LedgerError, PAGE_CACHE_KIB, location};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,7 +62,7 @@ impl Writer {
         work: impl FnOnce(&Transaction<'_>) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         let mut connections = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
-        let connections = connections.as_mut().ok_or_else(closed)?;
+        let connections = connections.as_mut().ok_or(LedgerError::Closed)?;
         let connection = match durability {
             Durability::Durable => &mut connections.durable,
             Durability::Relaxed => &mut connections.relaxed,
@@ -81,9 +82,7 @@ impl Writer {
         W: FnOnce(&Transaction<'_>) -> Result<T, LedgerError> + Send + 'static,
     {
         let writer = Arc::clone(self);
-        tokio::task::spawn_blocking(move || writer.write(durability, work))
-            .await
-            .map_err(|e| LedgerError::Location { path: String::new(), message: format!("a ledger write stopped: {e}") })?
+        tokio::task::spawn_blocking(move || writer.write(durability, work)).await.map_err(|e| LedgerError::Stopped(e.to_string()))?
     }
 
     /// Closes both connections once the write under way is done; later writes fail.
@@ -98,7 +97,7 @@ impl Writer {
 
 /// One writing connection with the ledger's settings and `synchronous` as given.
 fn connect(path: &Path, synchronous: &str) -> Result<Connection, LedgerError> {
-    let located = |e: rusqlite::Error| LedgerError::Location { path: path.display().to_string(), message: e.to_string() };
+    let located = |e: rusqlite::Error| location(path, &e);
     let connection = Connection::open(path).map_err(located)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(located)?;
     // Checkpoints are left to `checkpoint`, off the commits; the page cache is the ledger's.
@@ -106,9 +105,4 @@ fn connect(path: &Path, synchronous: &str) -> Result<Connection, LedgerError> {
     connection.execute_batch(&pragmas).map_err(located)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(connection)
-}
-
-/// The error of a write after `close`.
-pub(super) fn closed() -> LedgerError {
-    LedgerError::Location { path: String::new(), message: "the ledger is closed".into() }
 }
