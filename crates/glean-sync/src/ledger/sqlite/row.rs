@@ -9,7 +9,7 @@ use crate::ledger::{Export, ExportId, ExportState, LedgerError};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// One `exports` row as stored, in the column order of `sql::columns!`.
+/// One `exports` row as stored; both readers below take its columns by name.
 #[derive(sqlx::FromRow)]
 pub(super) struct ExportRow {
     id: i64,
@@ -30,24 +30,24 @@ pub(super) struct ExportRow {
 }
 
 impl ExportRow {
-    /// A row read by a writer (`claim ... RETURNING`), columns in `sql::columns!` order.
+    /// A row read by a writer (`claim ... RETURNING`), by column name as sqlx's `FromRow` does.
     pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExportRow> {
         Ok(ExportRow {
-            id: r.get(0)?,
-            state: r.get(1)?,
-            batch_file: r.get(2)?,
-            graph_key: r.get(3)?,
-            graph_version: r.get(4)?,
-            content_hash: r.get(5)?,
-            node_count: r.get(6)?,
-            edge_count: r.get(7)?,
-            bytes: r.get(8)?,
-            attempts: r.get(9)?,
-            created_at: r.get(10)?,
-            updated_at: r.get(11)?,
-            next_attempt_at: r.get(12)?,
-            ingested_at: r.get(13)?,
-            last_error: r.get(14)?,
+            id: r.get("id")?,
+            state: r.get("state")?,
+            batch_file: r.get("batch_file")?,
+            graph_key: r.get("graph_key")?,
+            graph_version: r.get("graph_version")?,
+            content_hash: r.get("content_hash")?,
+            node_count: r.get("node_count")?,
+            edge_count: r.get("edge_count")?,
+            bytes: r.get("bytes")?,
+            attempts: r.get("attempts")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+            next_attempt_at: r.get("next_attempt_at")?,
+            ingested_at: r.get("ingested_at")?,
+            last_error: r.get("last_error")?,
         })
     }
 

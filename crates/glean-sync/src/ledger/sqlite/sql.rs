@@ -8,7 +8,7 @@
 //! SQLite unable to use them, preparing the statement fails loudly instead of
 //! silently turning the hot path into a scan of the whole table.
 
-/// The columns of `Export`, in `ExportRow` order.
+/// The columns of `Export`, named as `ExportRow`'s fields.
 macro_rules! columns {
     () => {
         "id, state, batch_file, graph_key, graph_version, content_hash, node_count, edge_count, \
