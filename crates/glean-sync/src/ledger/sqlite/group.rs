@@ -63,23 +63,20 @@ pub(super) async fn flush(queue: &mpsc::Sender<Job>) {
 
 fn run(ledger: &SqliteLedger, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.blocking_recv() {
-        let (mut group, mut size, mut flushed) = (Vec::new(), 0, None);
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
+        let (mut group, mut size) = (Vec::new(), 0);
+        let mut job = Some(first);
+        // The inserts waiting, up to a group's size; a flush ends the group.
+        let flushed = loop {
             match job {
-                Job::Insert(insert) => {
+                Some(Job::Insert(insert)) => {
                     size += insert.exports.len();
                     group.push(insert);
                 }
-                Job::Flush(done) => {
-                    flushed = Some(done);
-                    break;
-                }
+                Some(Job::Flush(done)) => break Some(done),
+                None => break None,
             }
-            if size < MAX_GROUP {
-                next = jobs.try_recv().ok();
-            }
-        }
+            job = if size < MAX_GROUP { jobs.try_recv().ok() } else { None };
+        };
         if !group.is_empty() {
             // A panic fails this group's saves (their replies are dropped), not every later one.
             if std::panic::catch_unwind(AssertUnwindSafe(|| commit(ledger, group))).is_err() {
