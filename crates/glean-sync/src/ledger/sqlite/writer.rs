@@ -5,11 +5,11 @@
 //! blocking pool. The lock over both connections is the process's write turn,
 //! so in-process writers wait on it (not necessarily in arrival order) instead
 //! of sleeping in SQLite's busy handler, and a transaction runs its statements
-//! back to back. Before, the
-//! writes went through sqlx, which runs each statement on the connection's own
-//! thread: about 25 hand-offs for a group of 3.5 saves, each waiting for one
-//! of two busy cores, with the turn held across all of them (saves of 50-node
-//! graphs: 782 a second before, 1,199 after moving the group commit alone).
+//! back to back. Before, the writes went through sqlx, which runs each
+//! statement on the connection's own thread: about 25 hand-offs for a group of
+//! 3.5 saves, each waiting for one of two busy cores, with the turn held across
+//! all of them (saves of 50-node graphs: 782 a second before, 1,199 after
+//! moving the group commit alone).
 //!
 //! It owns the connections: `durable` (`synchronous=FULL`) for what must
 //! survive a power cut when the call returns (saves, replays), `relaxed`
