@@ -10,7 +10,9 @@
 //!   (8 producers saving concurrently; coalescing on also with 1 producer, bound by save latency);
 //! - delta: re-save of a 100,000-node graph with 1% of nodes changed, delta vs full;
 //! - visible: save-to-visible latency at 10 graphs/s with a 50 ms glean;
-//! - http: `POST /knowledge-graph` requests/s and latency, 16 concurrent clients, server peak RSS;
+//! - http: `POST /knowledge-graph` requests/s and latency, 16 concurrent clients, server peak RSS
+//!   and CPU per request (`SYNC_BENCH_HTTP_SECS` long, 10 by default; `SYNC_BENCH_SERVER`
+//!   names another `glean-sync` binary to measure);
 //! - cluster: graphs/s of 1, 2 and 3 `glean-sync drain` nodes on one PostgreSQL ledger, and
 //!   claim latency under contention (needs `GLEAN_SYNC_TEST_DATABASE_URL`; not run by default).
 
@@ -189,6 +191,15 @@ async fn save_latency(nodes: usize, per_producer: usize, pace: Option<f64>) {
     exp.shutdown().await;
 }
 
+/// User plus system CPU time a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<f64>().ok()).sum();
+    ticks / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64
+}
+
 fn peak_rss_reset() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
@@ -296,7 +307,9 @@ async fn glean_call_cost() -> Duration {
 /// `glean-sync serve` (release build) under 16 concurrent clients posting 50-node graphs.
 fn http_load() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glean-sync"))
+    // Another build of the server can be measured against this one (A/B on a noisy machine).
+    let server = std::env::var_os("SYNC_BENCH_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_glean-sync").into());
+    let mut child = std::process::Command::new(server)
         .arg("serve")
         .current_dir(dir.path())
         .env_clear()
@@ -319,6 +332,7 @@ fn http_load() {
     let secs: u64 = std::env::var("SYNC_BENCH_HTTP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let pid = child.id();
+    let cpu_before = cpu_seconds(pid);
     let sampler = std::thread::spawn(move || {
         let mut peak = 0u64;
         while Instant::now() < deadline {
@@ -360,6 +374,7 @@ fn http_load() {
         errors += e;
     }
     let peak_kib = sampler.join().expect("sampler");
+    let cpu = cpu_seconds(pid) - cpu_before;
     all.sort();
     row(
         "POST /knowledge-graph, 16 clients: requests/s",
@@ -369,6 +384,8 @@ fn http_load() {
     row("  latency p50", &ms(percentile(&all, 0.5)), "");
     row("  latency p99", &ms(percentile(&all, 0.99)), "< 20 ms");
     row("  server peak RSS", &format!("{:.0} MiB", peak_kib as f64 / 1024.0), "");
+    // Steadier than requests/s on a shared machine: what one request costs the server.
+    row("  server CPU per request (incl. delivery)", &format!("{:.3} ms", cpu * 1000.0 / all.len().max(1) as f64), "");
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
     let _ = child.wait();
 }
