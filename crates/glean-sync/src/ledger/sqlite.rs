@@ -71,10 +71,10 @@
 //! copies the WAL into the database file, off the commits (`checkpoint`). An
 //! ingest's facts are learned later, in batches, on the relaxed connection
 //! (`learn`), so an ingest holds the write lock for a few rows, not a B-tree
-//! insert per fact. Reads use a separate pool (sqlx) and, under WAL, neither
-//! wait for the writers nor block them. Migrations run at open on a
-//! connection of their own. A graph's next version
-//! is reserved in memory (`Reserved`), not by a write: the file belongs to
+//! insert per fact. Reads run on read-only connections of their own
+//! (`reader`) and, under WAL, neither wait for the writers nor block them.
+//! Migrations run at open on a (sqlx) connection of their own. A graph's next
+//! version is reserved in memory (`Reserved`), not by a write: the file belongs to
 //! one process, and its `graphs` row is written in the save's own commit.
 //! `claim` is one `UPDATE ... WHERE id IN (<ready rows>) RETURNING` inside a
 //! `BEGIN IMMEDIATE` transaction: the write lock is taken before the ready
@@ -94,6 +94,7 @@
 mod checkpoint;
 mod group;
 mod learn;
+mod reader;
 mod row;
 mod selection;
 mod sql;
@@ -106,21 +107,21 @@ use super::{
 };
 use crate::batch::sorted_unique;
 use crate::graph::{Edge, Graph, Node, Text};
+use reader::Readers;
 use row::{ExportRow, ids_json, into_exports, lease_until, millis, sql_int, time};
+use rusqlite::Connection;
 use rusqlite::blob::ZeroBlob;
 use rusqlite::{DatabaseName, OptionalExtension, ToSql, Transaction, params, params_from_iter};
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use writer::{Durability, Writer};
 
 /// How long a write waits for another process's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Read connections: enough for `ready`, `get` and stats to run beside each other.
-const READERS: u32 = 4;
 
 /// The schema, embedded at build time (see build.rs for why new files are picked up).
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -132,18 +133,18 @@ pub struct SqliteLedger {
     writer: Arc<Writer>,
     /// Saves waiting for a group commit (see `group`).
     inserts: Option<tokio::sync::mpsc::Sender<group::Job>>,
-    /// Connections that only read (`query_only`), so reads never wait on writes.
-    readers: SqlitePool,
-    /// The connection that copies the WAL into the database file (see `checkpoint`).
-    checkpointer: SqlitePool,
+    /// Connections that only read, so reads never wait on writes (see `reader`).
+    readers: Arc<Readers>,
+    /// Cancelled by `close`: stops the background upkeep (checkpoints, learning).
+    closing: CancellationToken,
     /// Stops the checkpoint task when the last handle of this ledger is dropped.
-    _checkpoints: Arc<tokio_util::sync::DropGuard>,
+    _checkpoints: Arc<DropGuard>,
     /// Holds ingested exports' facts and writes them to `known_facts` in batches (see `learn`).
     learner: learn::Learner,
     /// Stops the learning task when the last handle of this ledger is dropped.
-    _learning: Arc<tokio_util::sync::DropGuard>,
+    _learning: Arc<DropGuard>,
     /// Versions reserved by saves under way, by database and graph key (see `Reserved`).
-    reserved: Arc<tokio::sync::Mutex<Reserved>>,
+    reserved: Arc<Mutex<Reserved>>,
     /// The database file, for messages.
     path: PathBuf,
 }
@@ -162,7 +163,7 @@ impl SqliteLedger {
 
     /// The content each export's version was reserved for (its own hash if none is held).
     fn reserved_content(&self, exports: &[&NewExport]) -> Vec<String> {
-        let reserved = self.reserved.blocking_lock();
+        let reserved = self.reserved();
         exports
             .iter()
             .map(|e| {
@@ -177,7 +178,7 @@ impl SqliteLedger {
 
     /// Forgets the reservations these committed exports fulfilled: their graphs rows now say it.
     fn release_reservations(&self, exports: &[&NewExport]) {
-        let mut reserved = self.reserved.blocking_lock();
+        let mut reserved = self.reserved();
         for e in exports {
             let Some(key) = &e.graph_key else { continue };
             let slot = (e.db.clone(), key.clone());
@@ -187,53 +188,82 @@ impl SqliteLedger {
         }
     }
 
-    /// Which of `sorted` (as `sorted_unique` gives them) the `known_facts` table holds for `db`.
-    async fn known_in_table(&self, db: &str, sorted: &[FactHash]) -> Result<std::collections::HashSet<FactHash>, LedgerError> {
-        let mut known = std::collections::HashSet::new();
-        // Sorted as a whole, so the probes walk the index once, in order.
-        for chunk in sorted.chunks(KNOWN_FACTS_CHUNK) {
-            let rows: Vec<Vec<u8>> =
-                sqlx::query_scalar(sql::KNOWN_FACTS).bind(db).bind(hashes_json(chunk)).fetch_all(&self.readers).await?;
-            known.extend(rows.iter().filter_map(|h| FactHash::try_from(h.as_slice()).ok()));
+    fn reserved(&self) -> MutexGuard<'_, Reserved> {
+        self.reserved.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `begin_version`, on a thread that may block.
+    fn begin_version_now(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
+        // Held across the read: a reservation fulfilled meanwhile is then already visible in its row.
+        let mut reserved = self.reserved();
+        let latest: Option<(i64, String, Option<i64>, Option<String>)> = self.readers.read(|c| {
+            let mut statement = c.prepare_cached(sql::GRAPH_LATEST)?;
+            Ok(statement.query_row(params![db, graph_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()?)
+        })?;
+        let slot = (db.to_owned(), graph_key.to_owned());
+        let under_way = reserved.get(&slot).map(|(v, _)| *v);
+        Ok(match latest {
+            Some((version, hash, Some(export_id), Some(state)))
+                if under_way.is_none() && hash == content_hash && state != ExportState::Dead.as_str() =>
+            {
+                VersionSlot::Unchanged { export_id, version }
+            }
+            latest => {
+                let version = latest.map_or(0, |(v, ..)| v).max(under_way.unwrap_or(0)) + 1;
+                reserved.insert(slot, (version, content_hash.to_owned()));
+                VersionSlot::New { version }
+            }
+        })
+    }
+
+    /// `known_facts`, on a thread that may block.
+    fn known_facts_now(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
+        // Held sets first: a learning pass commits facts to the table before it lets go of them.
+        let mut known = self.learner.knows(db, hashes);
+        let rest = sorted_unique(hashes.iter().zip(&known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect());
+        let in_table = self.readers.read(|c| known_in_table(c, db, &rest))?;
+        for (k, h) in known.iter_mut().zip(hashes) {
+            *k = *k || in_table.contains(h);
         }
         Ok(known)
     }
 
-    async fn any_known_in_table(&self, db: &str) -> Result<bool, LedgerError> {
-        let any: Option<i64> = sqlx::query_scalar(sql::ANY_KNOWN_FACT).bind(db).fetch_optional(&self.readers).await?;
-        Ok(any.is_some())
+    /// The export `statement` selects with `binds`, if any.
+    async fn export_where<P: rusqlite::Params + Send + 'static>(
+        &self,
+        statement: &'static str,
+        binds: P,
+    ) -> Result<Option<Export>, LedgerError> {
+        let row = self.readers.run(move |c| Ok(c.prepare_cached(statement)?.query_row(binds, ExportRow::read).optional()?)).await?;
+        row.map(ExportRow::into_export).transpose()
+    }
+
+    /// Runs `work` with this ledger on tokio's blocking pool.
+    async fn blocking<T, W>(&self, work: W) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        W: FnOnce(&SqliteLedger) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || work(&ledger)).await.map_err(|e| LedgerError::Stopped(e.to_string()))?
     }
 
     /// Opens (creating it and its directory if needed) and migrates the ledger at `path`.
     pub async fn open(path: &Path) -> Result<Self, LedgerError> {
         create_parent(path).await?;
-        // A page cache large enough for a big graph's fact hashes and snapshot: SQLite's
-        // default (2 MiB) spills to the WAL mid-transaction and re-reads pages.
-        let base = SqliteConnectOptions::new().filename(path).busy_timeout(BUSY_TIMEOUT).pragma("cache_size", PAGE_CACHE_KIB);
-        migrate(path, &base).await?;
-        let writer = Arc::new(Writer::open(path)?);
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(base.clone())
-            .await
-            .map_err(|e| location(path, &e))?;
-        let checkpoints = Arc::new(checkpoint::start(checkpointer.clone()));
+        migrate(path).await?;
+        let (writer, readers) = connect(path.to_owned()).await?;
+        let closing = CancellationToken::new();
+        let checkpoints = Arc::new(checkpoint::start(path, &closing)?);
         let learner = learn::Learner::new(writer.clone());
-        learner.load().await?;
-        let learning = Arc::new(learner.start(checkpointer.clone()));
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(base.pragma("query_only", "ON"))
-            .await
-            .map_err(|e| location(path, &e))?;
+        learner.load(&readers).await?;
+        let learning = Arc::new(learner.start(&closing));
         tracing::debug!(path = %path.display(), "ledger opened");
         let mut ledger = SqliteLedger {
             writer,
             inserts: None,
             readers,
-            checkpointer,
+            closing,
             _checkpoints: checkpoints,
             learner,
             _learning: learning,
@@ -259,20 +289,31 @@ impl SqliteLedger {
         if let Err(e) = self.learner.pass().await {
             tracing::debug!(error = %e, "known facts left held at close; the next open takes them back");
         }
-        self.readers.close().await;
-        self.checkpointer.close().await;
+        self.closing.cancel();
+        self.readers.close();
         self.writer.close().await;
     }
 }
 
+/// Opens the writing and the reading connections, on the blocking pool.
+async fn connect(path: PathBuf) -> Result<(Arc<Writer>, Arc<Readers>), LedgerError> {
+    let opened = tokio::task::spawn_blocking(move || Ok((Arc::new(Writer::open(&path)?), Arc::new(Readers::open(&path)?))));
+    opened.await.map_err(|e| LedgerError::Stopped(e.to_string()))?
+}
+
 /// Creates the file if needed, switches it to WAL and runs the migrations, on a connection
 /// used for nothing else.
-async fn migrate(path: &Path, base: &SqliteConnectOptions) -> Result<(), LedgerError> {
+async fn migrate(path: &Path) -> Result<(), LedgerError> {
     // journal_mode is stored in the file, so only this connection sets it. Switching a new
     // file to WAL may be refused with "database is locked" at once, busy timeout or not,
     // while another connection does the same (seen in 1 of 6 runs of the concurrent-open
     // test): the switch and the migrations happen under the open lock.
-    let options = base.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full);
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(BUSY_TIMEOUT)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
     let lock = open_lock(path).await?;
     let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(|e| location(path, &e))?;
     let migrated = MIGRATOR.run(&pool).await;
@@ -307,14 +348,14 @@ fn location(path: &Path, error: &dyn std::fmt::Display) -> LedgerError {
     LedgerError::Location { path: path.display().to_string(), message: error.to_string() }
 }
 
-/// Runs `work` every `interval` on a task of its own until `pool` is closed or the returned
-/// guard is dropped (with the ledger's last handle): the ledger's background upkeep.
-fn every<F, W>(interval: Duration, pool: SqlitePool, mut work: F) -> tokio_util::sync::DropGuard
+/// Runs `work` every `interval` on a task of its own until `closing` is cancelled or the
+/// returned guard is dropped (with the ledger's last handle): the ledger's background upkeep.
+fn every<F, W>(interval: Duration, closing: &CancellationToken, mut work: F) -> DropGuard
 where
     F: FnMut() -> W + Send + 'static,
     W: std::future::Future<Output = ()> + Send,
 {
-    let stop = tokio_util::sync::CancellationToken::new();
+    let stop = closing.child_token();
     let guard = stop.clone().drop_guard();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -323,9 +364,6 @@ where
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = ticks.tick() => {}
-            }
-            if pool.is_closed() {
-                return;
             }
             work().await;
         }
@@ -349,40 +387,13 @@ impl Ledger for SqliteLedger {
     }
 
     async fn begin_version(&self, db: &str, graph_key: &str, content_hash: &str) -> Result<VersionSlot, LedgerError> {
-        // Held across the read: a reservation fulfilled meanwhile is then already visible in its row.
-        let mut reserved = self.reserved.lock().await;
-        let latest: Option<(i64, String, Option<i64>, Option<String>)> =
-            sqlx::query_as(sql::GRAPH_LATEST).bind(db).bind(graph_key).fetch_optional(&self.readers).await?;
-        let slot = (db.to_owned(), graph_key.to_owned());
-        let under_way = reserved.get(&slot).map(|(v, _)| *v);
-        Ok(match latest {
-            Some((version, hash, Some(export_id), Some(state)))
-                if under_way.is_none() && hash == content_hash && state != ExportState::Dead.as_str() =>
-            {
-                VersionSlot::Unchanged { export_id, version }
-            }
-            latest => {
-                let version = latest.map_or(0, |(v, ..)| v).max(under_way.unwrap_or(0)) + 1;
-                reserved.insert(slot, (version, content_hash.to_owned()));
-                VersionSlot::New { version }
-            }
-        })
+        let (db, graph_key, content_hash) = (db.to_owned(), graph_key.to_owned(), content_hash.to_owned());
+        self.blocking(move |ledger| ledger.begin_version_now(&db, &graph_key, &content_hash)).await
     }
 
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
-        // Held sets first: a learning pass commits facts to the table before it lets go of them.
-        let mut known = self.learner.knows(db, hashes);
-        // A large lookup first asks whether the table knows anything: a graph's first export
-        // to a database then skips a probe per fact.
-        if hashes.len() > KNOWN_FACTS_CHUNK && !self.any_known_in_table(db).await? {
-            return Ok(known);
-        }
-        let rest = sorted_unique(hashes.iter().zip(&known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect());
-        let in_table = self.known_in_table(db, &rest).await?;
-        for (k, h) in known.iter_mut().zip(hashes) {
-            *k = *k || in_table.contains(h);
-        }
-        Ok(known)
+        let (db, hashes) = (db.to_owned(), hashes.to_vec());
+        self.blocking(move |ledger| ledger.known_facts_now(&db, &hashes)).await
     }
 
     async fn claim(&self, candidates: &[ExportId], limit: usize, owner: &str, lease: Duration) -> Result<Vec<Export>, LedgerError> {
@@ -410,8 +421,13 @@ impl Ledger for SqliteLedger {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let ids = sqlx::query_scalar(sql::READY_ALL).bind(now()).bind(sql_int(limit)).fetch_all(&self.readers).await?;
-        Ok(ids)
+        let (now, limit) = (now(), sql_int(limit));
+        self.readers
+            .run(move |c| {
+                let ids = c.prepare_cached(sql::READY_ALL)?.query_map(params![now, limit], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                Ok(ids)
+            })
+            .await
     }
 
     async fn finish(&self, ids: &[ExportId], owner: &str, outcome: &Outcome) -> Result<(), LedgerError> {
@@ -468,8 +484,7 @@ impl Ledger for SqliteLedger {
     }
 
     async fn get(&self, id: ExportId) -> Result<Option<Export>, LedgerError> {
-        let row = sqlx::query_as::<_, ExportRow>(sql::GET).bind(id).fetch_optional(&self.readers).await?;
-        row.map(ExportRow::into_export).transpose()
+        self.export_where(sql::GET, (id,)).await
     }
 
     async fn payload(&self, _id: ExportId) -> Result<Option<Vec<u8>>, LedgerError> {
@@ -478,12 +493,25 @@ impl Ledger for SqliteLedger {
     }
 
     async fn graph(&self, graph_key: &str) -> Result<Option<StoredGraph>, LedgerError> {
-        let Some((version, export_id, updated)): Option<(Option<i64>, i64, i64)> =
-            sqlx::query_as(sql::STORED_GRAPH).bind(graph_key).fetch_optional(&self.readers).await?
-        else {
+        let key = graph_key.to_owned();
+        let stored = self
+            .readers
+            .run(move |c| {
+                // One read transaction, so the parts are those of the row read.
+                let c = c.unchecked_transaction()?;
+                let Some(row): Option<(Option<i64>, i64, i64)> =
+                    c.prepare_cached(sql::STORED_GRAPH)?.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?
+                else {
+                    return Ok(None);
+                };
+                let mut parts = c.prepare_cached(sql::STORED_PARTS)?;
+                let parts = parts.query_map([&key], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<(String, String)>, _>>()?;
+                Ok(Some((row, parts)))
+            })
+            .await?;
+        let Some(((version, export_id, updated), parts)) = stored else {
             return Ok(None);
         };
-        let parts: Vec<(String, String)> = sqlx::query_as(sql::STORED_PARTS).bind(graph_key).fetch_all(&self.readers).await?;
         let (mut nodes, mut edges) = (Vec::<Node>::new(), Vec::<Edge>::new());
         for (part_nodes, part_edges) in parts {
             let part_nodes = stored_elements(&part_nodes, export_id)?.into_iter();
@@ -504,18 +532,23 @@ impl Ledger for SqliteLedger {
     }
 
     async fn by_file(&self, batch_file: &str) -> Result<Option<Export>, LedgerError> {
-        let row = sqlx::query_as::<_, ExportRow>(sql::BY_FILE).bind(batch_file).fetch_optional(&self.readers).await?;
-        row.map(ExportRow::into_export).transpose()
+        self.export_where(sql::BY_FILE, (batch_file.to_owned(),)).await
     }
 
     async fn newest(&self) -> Result<Option<Export>, LedgerError> {
-        let row = sqlx::query_as::<_, ExportRow>(sql::NEWEST).fetch_optional(&self.readers).await?;
-        row.map(ExportRow::into_export).transpose()
+        self.export_where(sql::NEWEST, ()).await
     }
 
     async fn list(&self, selection: &Selection) -> Result<Vec<Export>, LedgerError> {
         let query = selection::list(selection);
-        let rows = query.query_as::<ExportRow>().fetch_all(&self.readers).await?;
+        let rows = self
+            .readers
+            .run(move |c| {
+                let mut statement = c.prepare(&query.sql)?;
+                let rows = statement.query_map(params_from_iter(&query.binds), ExportRow::read)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
         into_exports(rows)
     }
 
@@ -538,7 +571,14 @@ impl Ledger for SqliteLedger {
     }
 
     async fn counts(&self) -> Result<StateCounts, LedgerError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(sql::COUNTS).fetch_all(&self.readers).await?;
+        let rows: Vec<(String, i64, i64)> = self
+            .readers
+            .run(|c| {
+                let mut counts = c.prepare_cached(sql::COUNTS)?;
+                let rows = counts.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+                Ok(rows)
+            })
+            .await?;
         let mut counts = StateCounts::default();
         for (state, count, oldest) in rows {
             let state = ExportState::parse(&state)
@@ -666,7 +706,27 @@ type Reserved = std::collections::HashMap<(String, String), (i64, String)>;
 /// Hashes per `known_facts` query: bounded statements, whatever the graph's size.
 const KNOWN_FACTS_CHUNK: usize = 10_000;
 
-/// Each connection's page cache, as SQLite's `cache_size` takes it (negative: KiB).
+/// Which of `sorted` (as `sorted_unique` gives them) the `known_facts` table holds for `db`.
+fn known_in_table(c: &Connection, db: &str, sorted: &[FactHash]) -> Result<std::collections::HashSet<FactHash>, LedgerError> {
+    let mut known = std::collections::HashSet::new();
+    // A large lookup first asks whether the table knows anything: a graph's first export
+    // to a database then skips a probe per fact.
+    if sorted.len() > KNOWN_FACTS_CHUNK && c.prepare_cached(sql::ANY_KNOWN_FACT)?.query_row([db], |_| Ok(())).optional()?.is_none() {
+        return Ok(known);
+    }
+    // Sorted as a whole, so the probes walk the index once, in order.
+    let mut statement = c.prepare_cached(sql::KNOWN_FACTS)?;
+    for chunk in sorted.chunks(KNOWN_FACTS_CHUNK) {
+        for hash in statement.query_map(params![db, hashes_json(chunk)], |r| r.get::<_, Vec<u8>>(0))? {
+            known.extend(FactHash::try_from(hash?.as_slice()).ok());
+        }
+    }
+    Ok(known)
+}
+
+/// Each connection's page cache, as SQLite's `cache_size` takes it (negative: KiB): large
+/// enough for a big graph's fact hashes and snapshot, where SQLite's default (2 MiB) spills
+/// to the WAL mid-transaction and reads pages again.
 const PAGE_CACHE_KIB: &str = "-65536";
 
 /// Appends `h` in lower-case hex (no allocation per byte: this runs for every fact of a save).

@@ -12,22 +12,34 @@
 //! loses nothing: the pages stay in the WAL for the next one, and the last
 //! connection to close checkpoints too.
 
-use sqlx::SqlitePool;
+use super::{BUSY_TIMEOUT, LedgerError, location};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio_util::sync::DropGuard;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How often the WAL is copied into the database file; it bounds how far the WAL grows.
 const INTERVAL: Duration = Duration::from_millis(250);
 
-/// Checkpoints through `pool` until the pool is closed or the returned guard is dropped
-/// (the ledger's last handle with it).
-pub(super) fn start(pool: SqlitePool) -> DropGuard {
-    super::every(INTERVAL, pool.clone(), move || {
-        let pool = pool.clone();
+/// Opens the checkpointing connection and checkpoints through it until `stop` is cancelled
+/// (the ledger closes) or the returned guard is dropped (with the ledger's last handle).
+pub(super) fn start(path: &Path, stop: &CancellationToken) -> Result<DropGuard, LedgerError> {
+    let connection = Connection::open(path).map_err(|e| location(path, &e))?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| location(path, &e))?;
+    let connection = Arc::new(Mutex::new(connection));
+    Ok(super::every(INTERVAL, stop, move || {
+        let connection = connection.clone();
         async move {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-                tracing::debug!(error = %e, "ledger checkpoint did not run; the WAL keeps its pages for the next one");
+            let checkpoint = tokio::task::spawn_blocking(move || {
+                let connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+                connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")
+            });
+            match checkpoint.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e, "ledger checkpoint did not run; the WAL keeps its pages for the next one"),
+                Err(e) => tracing::debug!(error = %e, "ledger checkpoint stopped; the WAL keeps its pages for the next one"),
             }
         }
-    })
+    }))
 }

@@ -17,14 +17,14 @@
 //! memory) only after its facts are committed, and `load` takes back the sets
 //! a crash left.
 
+use super::reader::Readers;
 use super::writer::{Durability, Writer};
 use super::{ExportId, FactHash, LedgerError, hashes_json, ids_json, sql};
 use crate::batch::sorted_unique;
-use sqlx::SqlitePool;
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tokio_util::sync::DropGuard;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How often held facts are written to `known_facts`: long enough for a batch to share pages.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -108,8 +108,8 @@ impl Learner {
     }
 
     /// Takes back the fact sets of ingested exports that no pass has written yet (after a crash).
-    pub(super) async fn load(&self) -> Result<(), LedgerError> {
-        let sets = self.writer.run(Durability::Relaxed, |tx| fact_sets(tx, sql::UNLEARNED_FACT_SETS, [])).await?;
+    pub(super) async fn load(&self, readers: &Arc<Readers>) -> Result<(), LedgerError> {
+        let sets = readers.run(|c| fact_sets(c, sql::UNLEARNED_FACT_SETS, [])).await?;
         self.hold(sets);
         Ok(())
     }
@@ -178,11 +178,10 @@ impl Learner {
         Ok(forgotten)
     }
 
-    /// Runs a pass every `INTERVAL` until `pool` (one of the ledger's) closes or the returned
-    /// guard is dropped.
-    pub(super) fn start(&self, pool: SqlitePool) -> DropGuard {
+    /// Runs a pass every `INTERVAL` until `closing` is cancelled or the returned guard is dropped.
+    pub(super) fn start(&self, closing: &CancellationToken) -> DropGuard {
         let learner = self.clone();
-        super::every(INTERVAL, pool, move || {
+        super::every(INTERVAL, closing, move || {
             let learner = learner.clone();
             async move {
                 if let Err(e) = learner.pass().await {
@@ -195,11 +194,11 @@ impl Learner {
 
 /// Fact sets (export id, database, blob) as `statement` selects them.
 pub(super) fn fact_sets(
-    tx: &rusqlite::Transaction<'_>,
+    connection: &rusqlite::Connection,
     statement: &str,
     binds: impl rusqlite::Params,
 ) -> Result<Vec<(ExportId, String, Vec<u8>)>, LedgerError> {
-    let mut statement = tx.prepare_cached(statement)?;
+    let mut statement = connection.prepare_cached(statement)?;
     let sets = statement.query_map(binds, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(sets.collect::<Result<Vec<_>, _>>()?)
 }

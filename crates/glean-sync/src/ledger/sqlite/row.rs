@@ -9,8 +9,7 @@ use crate::ledger::{Export, ExportId, ExportState, LedgerError};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// One `exports` row as stored; both readers below take its columns by name.
-#[derive(sqlx::FromRow)]
+/// One `exports` row as stored.
 pub(super) struct ExportRow {
     id: i64,
     state: String,
@@ -30,7 +29,7 @@ pub(super) struct ExportRow {
 }
 
 impl ExportRow {
-    /// A row read by a writer (`claim ... RETURNING`), by column name as sqlx's `FromRow` does.
+    /// A row as a statement selecting `sql::COLUMNS` returns it, taken by column name.
     pub(super) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExportRow> {
         Ok(ExportRow {
             id: r.get("id")?,

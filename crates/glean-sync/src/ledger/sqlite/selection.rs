@@ -5,8 +5,7 @@
 //! limit) is a numbered bind, so a selection can never change the statement's
 //! meaning. Leaving unused filters out, rather than `(? IS NULL OR ...)`, lets
 //! SQLite seek in the primary key or the `exports_state` index. A statement is
-//! text plus binds so that either driver runs it: `list` reads through the
-//! read pool (sqlx), `replay` writes through the writer (rusqlite).
+//! text plus binds: `list` runs it on a read connection, `replay` in a write.
 
 use super::row::{millis, sql_int};
 use super::sql::COLUMNS;
@@ -47,18 +46,6 @@ impl Built {
         // Writing to a String cannot fail.
         let _ = write!(self.sql, "?{}", self.binds.len());
         self
-    }
-
-    /// The statement for the read pool, its values bound.
-    pub(super) fn query_as<'q, O>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>
-    where
-        O: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
-    {
-        // Built from fixed fragments and numbered binds only (see the module comment).
-        self.binds.iter().fold(sqlx::query_as(sqlx::AssertSqlSafe(self.sql.as_str())), |query, bind| match *bind {
-            Bind::Int(i) => query.bind(i),
-            Bind::Text(t) => query.bind(t),
-        })
     }
 }
 

@@ -32,9 +32,15 @@ ledger_conformance!(SqliteBackend::new());
 
 /// SQLite's plan for `statement`, one line per step.
 async fn plan(ledger: &SqliteLedger, statement: &str) -> Vec<String> {
-    let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
-    let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(explain).fetch_all(&ledger.readers).await.expect("plan");
-    steps.into_iter().map(|(_, _, _, detail)| detail).collect()
+    let explain = format!("EXPLAIN QUERY PLAN {statement}");
+    let steps = ledger.readers.run(move |c| {
+        let mut explain = c.prepare(&explain)?;
+        // The plan does not depend on the values: every parameter is NULL.
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, explain.parameter_count());
+        let details = explain.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>("detail"))?;
+        Ok(details.collect::<Result<Vec<_>, _>>()?)
+    });
+    steps.await.expect("plan")
 }
 
 /// The hot path stays O(log n + k): no statement of `claim`, `ready` or `finish` walks the
@@ -118,8 +124,13 @@ async fn fact_rows_written_before_fact_sets_are_still_learned_at_ingest() {
 
 /// Counts the rows of `table` (a name from this file, never input).
 async fn count(ledger: &SqliteLedger, table: &str) -> i64 {
-    let statement = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"));
-    sqlx::query_scalar(statement).fetch_one(&ledger.readers).await.expect("count")
+    scalar(ledger, format!("SELECT count(*) FROM {table}")).await
+}
+
+/// The first column of the one row `statement` (from this file, never input) selects.
+async fn scalar<T: rusqlite::types::FromSql + Send + 'static>(ledger: &SqliteLedger, statement: String) -> T {
+    let what = statement.clone();
+    ledger.readers.run(move |c| Ok(c.query_row(&statement, [], |r| r.get(0))?)).await.expect(&what)
 }
 
 /// A fresh ledger holding one pending export of `db1` that carries `facts`.
@@ -167,11 +178,7 @@ async fn a_fact_set_larger_than_a_piece_is_stored_whole() {
         .collect();
     let backend = SqliteBackend::new();
     let (ledger, id) = ledger_with_export(&backend, &facts).await;
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT hashes FROM export_fact_sets WHERE export_id = ?1")
-        .bind(id)
-        .fetch_one(&ledger.readers)
-        .await
-        .expect("stored set");
+    let stored: Vec<u8> = scalar(&ledger, format!("SELECT hashes FROM export_fact_sets WHERE export_id = {id}")).await;
     assert!(stored == facts.concat(), "{} bytes stored for {} facts", stored.len(), facts.len());
 }
 
@@ -229,17 +236,19 @@ async fn graphs_stored_a_row_per_element_are_migrated_into_parts() {
     assert!(bare.nodes.is_empty() && bare.edges.is_empty());
 
     // The old tables live on as views, a row per element.
-    let rows: Vec<(String, String, String, String, Option<String>, i64)> =
-        sqlx::query_as("SELECT graph_key, id, kind, label, properties, updated_at FROM glean_nodes ORDER BY id")
-            .fetch_all(&ledger.readers)
-            .await
-            .expect("the nodes view");
+    type NodeRow = (String, String, String, String, Option<String>, i64);
+    let rows: Vec<NodeRow> = ledger
+        .readers
+        .run(|c| {
+            let mut view = c.prepare("SELECT graph_key, id, kind, label, properties, updated_at FROM glean_nodes ORDER BY id")?;
+            let rows = view.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .expect("the nodes view");
     assert_eq!(rows[0], ("k".into(), "a".into(), "t".into(), "A".into(), Some(r#"{"x":1}"#.into()), 1000));
     assert_eq!(rows.len(), 2);
-    let edges: i64 = sqlx::query_scalar("SELECT count(*) FROM glean_edges WHERE graph_key = 'k'")
-        .fetch_one(&ledger.readers)
-        .await
-        .expect("the edges view");
+    let edges: i64 = scalar(&ledger, "SELECT count(*) FROM glean_edges WHERE graph_key = 'k'".into()).await;
     assert_eq!(edges, 2);
 }
 
@@ -255,10 +264,7 @@ async fn a_large_graph_is_stored_in_bounded_parts_and_read_back_whole() {
     let graph = Arc::new(Graph::from_json(json.as_bytes()).expect("graph"));
     let export = crate::ledger::NewExport { snapshot: Some(graph.clone()), ..crate::ledger::conformance::versioned("big", 1) };
     ledger.insert(export).await.expect("insert");
-    let parts: i64 = sqlx::query_scalar("SELECT count(*) FROM glean_graph_parts WHERE graph_key = 'big'")
-        .fetch_one(&ledger.readers)
-        .await
-        .expect("parts");
+    let parts: i64 = scalar(&ledger, "SELECT count(*) FROM glean_graph_parts WHERE graph_key = 'big'".into()).await;
     assert_eq!(parts, 3);
     let stored = ledger.graph("big").await.expect("read").expect("stored");
     assert_eq!(stored.nodes, graph.nodes, "every node, in id order");
