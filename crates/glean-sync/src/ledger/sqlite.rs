@@ -218,10 +218,11 @@ impl SqliteLedger {
 
     /// `known_facts`, on a thread that may block.
     fn known_facts_now(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError> {
-        // Held sets first: a learning pass commits facts to the table before it lets go of them.
-        let mut known = self.learner.knows(db, hashes);
-        let rest = sorted_unique(hashes.iter().zip(&known).filter(|(_, k)| !**k).map(|(h, _)| *h).collect());
-        let in_table = self.readers.read(|c| known_in_table(c, db, &rest))?;
+        let learn::Sifted { mut known, ask_table } = self.learner.sift(db, hashes);
+        if ask_table.is_empty() {
+            return Ok(known);
+        }
+        let in_table = self.readers.read(|c| known_in_table(c, db, &ask_table))?;
         for (k, h) in known.iter_mut().zip(hashes) {
             *k = *k || in_table.contains(h);
         }
@@ -435,6 +436,7 @@ impl Ledger for SqliteLedger {
             return Ok(());
         }
         let (ids, owner, outcome) = (ids_json(ids), owner.to_owned(), outcome.clone());
+        let learner = self.learner.clone();
         let ingested = self
             .writer
             .run(Durability::Relaxed, move |tx| {
@@ -450,7 +452,7 @@ impl Ledger for SqliteLedger {
                 // What Glean now holds becomes known for the database (see `learn`), so later
                 // deltas leave it out; facts kept a row each by earlier versions are learned here.
                 let sets = learn::fact_sets(tx, sql::INGESTED_FACT_SETS, [&ids])?;
-                tx.prepare_cached(sql::LEARN_FACTS)?.execute([&ids])?;
+                learn_legacy_facts(tx, &learner, &ids)?;
                 tx.prepare_cached(sql::FORGET_EXPORT_FACTS)?.execute([&ids])?;
                 Ok(sets)
             })
@@ -702,6 +704,13 @@ fn stored_elements(json: &str, export_id: ExportId) -> Result<Vec<StoredElement>
 /// graph's row is written with the export, in the save's own commit. A save that fails leaves
 /// its reservation, so the next one takes the version after it, as a reserved row would.
 type Reserved = std::collections::HashMap<(String, String), (i64, String)>;
+
+/// Learns the facts of exports `ids` (JSON) that earlier versions kept a row each for,
+/// telling `learner` before they are committed.
+fn learn_legacy_facts(tx: &Connection, learner: &learn::Learner, ids: &str) -> Result<(), LedgerError> {
+    let mut statement = tx.prepare_cached(sql::LEARN_FACTS)?;
+    learner.writing_rows(statement.query([ids])?)
+}
 
 /// Hashes per `known_facts` query: bounded statements, whatever the graph's size.
 const KNOWN_FACTS_CHUNK: usize = 10_000;

@@ -116,6 +116,9 @@ pub(super) const KNOWN_FACTS: &str = "
 /// Whether any fact is known for a database. Binds: db.
 pub(super) const ANY_KNOWN_FACT: &str = "SELECT 1 FROM known_facts WHERE db = ?1 LIMIT 1";
 
+/// Every known fact: database, hash (the learner's filters are filled from it at open).
+pub(super) const ALL_KNOWN_FACTS: &str = "SELECT db, hash FROM known_facts";
+
 /// The facts an export carries, as one blob of sorted hashes. Binds: export id, hashes.
 pub(super) const INSERT_FACT_SET: &str = "INSERT INTO export_fact_sets (export_id, hashes) VALUES (?1, ?2)";
 
@@ -141,11 +144,13 @@ pub(super) const LEARN_HASHES: &str = "
 /// Fact sets whose facts are learned (or forgotten with their database). Binds: ids (JSON).
 pub(super) const FORGET_FACT_SETS: &str = "DELETE FROM export_fact_sets WHERE export_id IN (SELECT value FROM json_each(?1))";
 
-/// Ingested exports' facts (rows written before fact sets) become known. Binds: ids (JSON).
+/// Ingested exports' facts (rows written before fact sets) become known; returns those new
+/// to the table (database, hash). Binds: ids (JSON).
 pub(super) const LEARN_FACTS: &str = "
     INSERT OR IGNORE INTO known_facts (db, hash)
     SELECT e.db, f.hash FROM export_facts AS f JOIN exports AS e ON e.id = f.export_id
-    WHERE f.export_id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested'";
+    WHERE f.export_id IN (SELECT value FROM json_each(?1)) AND e.state = 'ingested'
+    RETURNING db, hash";
 
 /// Facts of ingested exports are no longer needed per export. Binds: ids (JSON).
 pub(super) const FORGET_EXPORT_FACTS: &str = "

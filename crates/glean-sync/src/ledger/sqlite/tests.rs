@@ -155,6 +155,28 @@ async fn ingested_facts_are_known_at_once_and_written_to_the_table_by_a_pass() {
     assert_eq!(count(&ledger, "known_facts").await, 2);
     assert_eq!(count(&ledger, "export_fact_sets").await, 0, "a learned set is let go");
     assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [true, true], "known from the table");
+    ledger.close().await;
+    let reopened = SqliteLedger::open(&backend.path).await.expect("reopen");
+    assert_eq!(reopened.known_facts("db1", &facts).await.expect("known"), [true, true], "the filters are filled at open");
+    reopened.close().await;
+}
+
+#[tokio::test]
+async fn the_table_is_asked_only_about_facts_it_may_hold() {
+    use crate::ledger::{Ledger, Outcome};
+    let backend = SqliteBackend::new();
+    let (learned, new) = ([4u8; 16], [8u8; 16]);
+    let (ledger, id) = ledger_with_export(&backend, &[learned]).await;
+    ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
+    ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
+    assert!(ledger.learner.sift("db1", &[learned]).ask_table.is_empty(), "held: known without the table");
+    ledger.learner.pass().await.expect("a pass");
+    let sifted = ledger.learner.sift("db1", &[new, learned, learned]);
+    assert_eq!((sifted.known, sifted.ask_table), (vec![false; 3], vec![learned]), "a fact never written is not asked about");
+    assert!(ledger.learner.sift("db2", &[learned]).ask_table.is_empty(), "filters are per database");
+    ledger.forget_database("db1").await.expect("forget");
+    assert!(ledger.learner.sift("db1", &[learned]).ask_table.is_empty(), "forgotten with the table");
+    assert_eq!(ledger.known_facts("db1", &[learned]).await.expect("known"), [false]);
 }
 
 #[test]
