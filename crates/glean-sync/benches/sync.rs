@@ -15,6 +15,11 @@
 //!   names another `glean-sync` binary to measure);
 //! - cluster: graphs/s of 1, 2 and 3 `glean-sync drain` nodes on one PostgreSQL ledger, and
 //!   claim latency under contention (needs `GLEAN_SYNC_TEST_DATABASE_URL`; not run by default).
+//!
+//! Deleting thousands of files makes ext4 (without a journal, as here) slow to create files
+//! for the next few minutes: measured, 20 us per create before, 400-500 us from 30 s to 1 min
+//! after, 100 us at 2 min, normal at 4 min. So runs compared back to back should not follow
+//! a deletion: `SYNC_BENCH_KEEP=1` keeps each run's data (the directory is printed).
 
 #[path = "../src/test_support.rs"]
 mod test_support;
@@ -51,13 +56,23 @@ fn slow_glean(dir: &Path) -> std::path::PathBuf {
     Wrapper::default().costing(Duration::from_millis(50).saturating_sub(wrapper_overhead())).write(dir, "glean-50ms")
 }
 
+/// A directory for a run's data: removed after it unless `SYNC_BENCH_KEEP` is set.
+fn data_dir() -> tempfile::TempDir {
+    let keep = std::env::var_os("SYNC_BENCH_KEEP").is_some();
+    let dir = tempfile::Builder::new().prefix("sync-bench-").disable_cleanup(keep).tempdir().expect("tempdir");
+    if keep {
+        eprintln!("run data kept in {}", dir.path().display());
+    }
+    dir
+}
+
 /// What a costing wrapper adds to the cost it is given, as its caller sees it (the median of
 /// 21 calls): its shell's start and exit and the `sleep` it runs, which it cannot time itself.
 fn wrapper_overhead() -> Duration {
     const ASKED: Duration = Duration::from_millis(20);
     static OVERHEAD: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
     *OVERHEAD.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = data_dir();
         let wrapper = Wrapper::default().costing(ASKED).write(dir.path(), "calibrate");
         let mut runs: Vec<Duration> = (0..21)
             .map(|_| {
@@ -139,7 +154,7 @@ fn row(measure: &str, value: &str, target: &str) {
 /// from when it was due, so the wait counts.
 async fn save_latency(nodes: usize, per_producer: usize, pace: Option<f64>) {
     const PRODUCERS: usize = 8;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     let exp = start(dir.path(), true, 2, 16).await;
     let graphs: Vec<Vec<Graph>> = (0..PRODUCERS)
         .map(|p| (0..per_producer).map(|i| Graph::from_json(graph_json(&format!("p{p}g{i}"), nodes).as_bytes()).expect("graph")).collect())
@@ -216,7 +231,7 @@ fn peak_rss_mib() -> f64 {
 
 /// The million-node graph: decode, encode and write durably.
 async fn big_graph() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     let n: usize = std::env::var("SYNC_BENCH_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let path = dir.path().join("big.json");
     {
@@ -259,7 +274,7 @@ async fn big_graph() {
 
 /// Graphs per second end to end with a 50 ms glean, `producers` tasks saving concurrently.
 async fn end_to_end(max_files: usize, graphs: usize, producers: usize) -> f64 {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     let exp = start(dir.path(), true, 2, max_files).await;
     let mut parsed: Vec<Vec<Graph>> = (0..producers).map(|_| Vec::new()).collect();
     for i in 0..graphs {
@@ -292,7 +307,7 @@ async fn end_to_end(max_files: usize, graphs: usize, producers: usize) -> f64 {
 
 /// What one call of the 50 ms glean really costs (spawn, sleep, glean-local).
 async fn glean_call_cost() -> Duration {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     let glean = slow_glean(dir.path());
     let mut samples = Vec::new();
     for _ in 0..10 {
@@ -306,7 +321,7 @@ async fn glean_call_cost() -> Duration {
 
 /// `glean-sync serve` (release build) under 16 concurrent clients posting 50-node graphs.
 fn http_load() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     // Another build of the server can be measured against this one (A/B on a noisy machine).
     let server = std::env::var_os("SYNC_BENCH_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_glean-sync").into());
     let mut child = std::process::Command::new(server)
@@ -406,7 +421,7 @@ async fn delta_resave() {
         s.push_str("]}");
         s
     };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     let exp = start(dir.path(), true, 2, 16).await;
     let v1 = Graph::from_json(nodes(0).as_bytes()).expect("graph");
     let t = Instant::now();
@@ -427,7 +442,7 @@ async fn delta_resave() {
 
 /// Save-to-visible latency (until the manifest can be queried) at 10 graphs/s with a 50 ms glean.
 async fn visible_latency() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir();
     let exp = start(dir.path(), true, 2, 16).await;
     let mut lat = Vec::new();
     let mut events = exp.subscribe();
