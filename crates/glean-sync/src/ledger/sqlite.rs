@@ -141,7 +141,7 @@ pub struct SqliteLedger {
     _checkpoints: Arc<DropGuard>,
     /// Holds ingested exports' facts and writes them to `known_facts` in batches (see `learn`).
     learner: learn::Learner,
-    /// Stops the learning task when the last handle of this ledger is dropped.
+    /// Stops the learning tasks (filling, passes) when the last handle of this ledger is dropped.
     _learning: Arc<DropGuard>,
     /// Versions reserved by saves under way, by database and graph key (see `Reserved`).
     reserved: Arc<Mutex<Reserved>>,
@@ -258,7 +258,7 @@ impl SqliteLedger {
         let checkpoints = Arc::new(checkpoint::start(path, &closing)?);
         let learner = learn::Learner::new(writer.clone());
         learner.load(&readers).await?;
-        let learning = Arc::new(learner.start(&closing));
+        let learning = Arc::new(learner.start(&readers, &closing));
         tracing::debug!(path = %path.display(), "ledger opened");
         let mut ledger = SqliteLedger {
             writer,
@@ -709,7 +709,7 @@ type Reserved = std::collections::HashMap<(String, String), (i64, String)>;
 /// telling `learner` before they are committed.
 fn learn_legacy_facts(tx: &Connection, learner: &learn::Learner, ids: &str) -> Result<(), LedgerError> {
     let mut statement = tx.prepare_cached(sql::LEARN_FACTS)?;
-    learner.writing_rows(statement.query([ids])?)
+    learner.writing_rows(statement.query([ids])?, None).map(drop)
 }
 
 /// Hashes per `known_facts` query: bounded statements, whatever the graph's size.

@@ -157,8 +157,44 @@ async fn ingested_facts_are_known_at_once_and_written_to_the_table_by_a_pass() {
     assert_eq!(ledger.known_facts("db1", &facts).await.expect("known"), [true, true], "known from the table");
     ledger.close().await;
     let reopened = SqliteLedger::open(&backend.path).await.expect("reopen");
-    assert_eq!(reopened.known_facts("db1", &facts).await.expect("known"), [true, true], "the filters are filled at open");
+    filled(&reopened).await;
+    assert_eq!(reopened.learner.sift("db1", &facts).ask_table, facts, "the filters are filled from the table");
+    assert_eq!(reopened.known_facts("db1", &facts).await.expect("known"), [true, true]);
     reopened.close().await;
+}
+
+#[tokio::test]
+async fn filling_reads_every_known_fact_of_every_database_across_turns() {
+    let backend = SqliteBackend::new();
+    let ledger = SqliteLedger::open(&backend.path).await.expect("open");
+    // Database b's rows take more than one turn.
+    let n = 2 * super::learn::FILL_ROWS as u32 + 5;
+    let fact = |i: u32| {
+        let mut hash = [0u8; 16];
+        hash[..4].copy_from_slice(&i.to_be_bytes());
+        hash
+    };
+    let rows = "WITH RECURSIVE s(value) AS (SELECT 0 UNION ALL SELECT value + 1 FROM s WHERE value + 1 < ?1)
+                INSERT INTO known_facts (db, hash) SELECT CASE WHEN value % 3 = 0 THEN 'a' ELSE 'b' END,
+                unhex(printf('%08x', value) || '000000000000000000000000') FROM s";
+    ledger.writer.write(Durability::Durable, |tx| Ok(tx.execute(rows, [n])?)).expect("known facts");
+    ledger.close().await;
+    let reopened = SqliteLedger::open(&backend.path).await.expect("reopen");
+    filled(&reopened).await;
+    let (a, b): (Vec<_>, Vec<_>) = (0..n).map(fact).partition(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 3 == 0);
+    assert_eq!(reopened.learner.sift("a", &a).ask_table.len(), a.len());
+    assert_eq!(reopened.learner.sift("b", &b).ask_table.len(), b.len());
+    assert!(reopened.learner.sift("a", &[fact(n)]).ask_table.is_empty(), "a fact that is not there is not asked about");
+    reopened.close().await;
+}
+
+/// Waits until the ledger's known-fact filters are filled (they are, in the background, at open).
+async fn filled(ledger: &SqliteLedger) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ledger.learner.filled() {
+        assert!(std::time::Instant::now() < deadline, "the filters were not filled");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 #[tokio::test]
@@ -167,6 +203,7 @@ async fn the_table_is_asked_only_about_facts_it_may_hold() {
     let backend = SqliteBackend::new();
     let (learned, new) = ([4u8; 16], [8u8; 16]);
     let (ledger, id) = ledger_with_export(&backend, &[learned]).await;
+    filled(&ledger).await;
     ledger.claim(&[], 10, "w", std::time::Duration::from_secs(60)).await.expect("claim");
     ledger.finish(&[id], "w", &Outcome::Ingested).await.expect("finish");
     assert!(ledger.learner.sift("db1", &[learned]).ask_table.is_empty(), "held: known without the table");
