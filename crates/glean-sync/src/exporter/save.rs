@@ -74,17 +74,12 @@ impl Exporter {
         } else {
             blocking(move || Ok(hash(graph))).await?
         };
-        let key = hashed.graph.key();
-        let version = match &key {
-            None => None,
-            Some(k) => match shared.ledger.begin_version(&shared.db, k, &hashed.content_hash).await? {
-                VersionSlot::Unchanged { export_id, version } => return Ok(shared.unchanged(&hashed, export_id, version)),
-                VersionSlot::New { version } => Some(version),
+        let (version, selection) = match hashed.graph.key() {
+            None => (None, Selection { known: vec![false; hashed.facts.len()], track: false }),
+            Some(k) => match shared.ledger.begin_save(&shared.db, &k, &hashed.content_hash, &hashed.facts).await? {
+                (VersionSlot::Unchanged { export_id, version }, _) => return Ok(shared.unchanged(&hashed, export_id, version)),
+                (VersionSlot::New { version }, known) => (Some(version), Selection { known, track: true }),
             },
-        };
-        let selection = match key {
-            Some(_) => Selection { known: shared.ledger.known_facts(&shared.db, &hashed.facts).await?, track: true },
-            None => Selection { known: vec![false; hashed.facts.len()], track: false },
         };
         let name = shared.batches.next_name();
         let writer = shared.clone();

@@ -72,6 +72,7 @@ macro_rules! ledger_conformance {
             rows_survive_reopening,
             rows_by_file_and_newest,
             versions_count_up_and_unchanged_content_is_recognised,
+            a_save_begins_with_its_version_and_known_facts,
             racing_saves_of_a_graph_get_distinct_versions,
             facts_become_known_when_ingested,
             forgetting_a_database_forgets_its_facts_and_content,

@@ -313,6 +313,24 @@ pub trait Ledger: Send + Sync + 'static {
     /// For each hash, whether `db` is known to hold that fact (an export carrying it was ingested).
     async fn known_facts(&self, db: &str, hashes: &[FactHash]) -> Result<Vec<bool>, LedgerError>;
 
+    /// What a save of a graph with a key asks before writing its batch: `begin_version`,
+    /// then, for a new version, `known_facts` of `hashes` (empty when unchanged). One call,
+    /// so that a ledger can answer both in one trip.
+    async fn begin_save(
+        &self,
+        db: &str,
+        graph_key: &str,
+        content_hash: &str,
+        hashes: &[FactHash],
+    ) -> Result<(VersionSlot, Vec<bool>), LedgerError> {
+        let slot = self.begin_version(db, graph_key, content_hash).await?;
+        let known = match slot {
+            VersionSlot::New { .. } => self.known_facts(db, hashes).await?,
+            VersionSlot::Unchanged { .. } => Vec::new(),
+        };
+        Ok((slot, known))
+    }
+
     /// Records several new `pending` exports in one commit, all or none, and
     /// returns their ids in the order given (growing). A directory scan
     /// registers many files at once, and one commit per file would cost one

@@ -397,6 +397,27 @@ impl Ledger for SqliteLedger {
         self.blocking(move |ledger| ledger.known_facts_now(&db, &hashes)).await
     }
 
+    /// Both answers in one trip to the blocking pool: under load a save waited there more
+    /// than it worked.
+    async fn begin_save(
+        &self,
+        db: &str,
+        graph_key: &str,
+        content_hash: &str,
+        hashes: &[FactHash],
+    ) -> Result<(VersionSlot, Vec<bool>), LedgerError> {
+        let (db, graph_key, content_hash, hashes) = (db.to_owned(), graph_key.to_owned(), content_hash.to_owned(), hashes.to_vec());
+        self.blocking(move |ledger| {
+            let slot = ledger.begin_version_now(&db, &graph_key, &content_hash)?;
+            let known = match slot {
+                VersionSlot::New { .. } => ledger.known_facts_now(&db, &hashes)?,
+                VersionSlot::Unchanged { .. } => Vec::new(),
+            };
+            Ok((slot, known))
+        })
+        .await
+    }
+
     async fn claim(&self, candidates: &[ExportId], limit: usize, owner: &str, lease: Duration) -> Result<Vec<Export>, LedgerError> {
         if limit == 0 {
             return Ok(Vec::new());

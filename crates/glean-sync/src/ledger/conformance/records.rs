@@ -154,6 +154,23 @@ pub(crate) async fn versions_count_up_and_unchanged_content_is_recognised(backen
     assert_eq!(ledger.begin_version("db1", "g", "h2").await.expect("begin"), New { version: 4 }, "a dead export was never exported");
 }
 
+/// `begin_save` answers as `begin_version` and then `known_facts` would: the known facts of a
+/// new version, none for unchanged content.
+pub(crate) async fn a_save_begins_with_its_version_and_known_facts(backend: &dyn Backend) {
+    use crate::ledger::VersionSlot::{New, Unchanged};
+    let ledger = backend.open().await;
+    let (a, b) = ([5u8; 16], [6u8; 16]);
+    let carrier = ledger.insert(NewExport { db: "db1".into(), facts: vec![a], ..super::keyless(1) }).await.expect("insert");
+    ledger.claim(&[], 10, "w", super::LEASE).await.expect("claim");
+    ledger.finish(&[carrier], "w", &Outcome::Ingested).await.expect("finish");
+    let first = ledger.begin_save("db1", "g", "h1", &[b, a]).await.expect("begin");
+    assert_eq!(first, (New { version: 1 }, vec![false, true]));
+    let id = ledger.insert(NewExport { db: "db1".into(), ..super::versioned("g", 1) }).await.expect("insert");
+    let again = ledger.begin_save("db1", "g", "h1", &[b, a]).await.expect("begin");
+    assert_eq!(again, (Unchanged { export_id: id, version: 1 }, vec![]), "unchanged: nothing looked up");
+    assert_eq!(ledger.begin_save("db2", "g", "h1", &[a]).await.expect("begin"), (New { version: 1 }, vec![false]), "per database");
+}
+
 /// Saves of one graph racing each other get distinct versions, and the graph's latest is the
 /// highest version whatever order their rows commit in.
 pub(crate) async fn racing_saves_of_a_graph_get_distinct_versions(backend: &dyn Backend) {
