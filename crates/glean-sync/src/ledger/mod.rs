@@ -165,6 +165,14 @@ pub enum VersionSlot {
     },
 }
 
+impl VersionSlot {
+    /// Whether the save goes on to write a batch, and so asks which of its facts are known
+    /// (`Ledger::begin_save`, whose every implementation follows this).
+    pub fn writes_batch(&self) -> bool {
+        matches!(self, VersionSlot::New { .. })
+    }
+}
+
 /// One export row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Export {
@@ -324,10 +332,7 @@ pub trait Ledger: Send + Sync + 'static {
         hashes: &[FactHash],
     ) -> Result<(VersionSlot, Vec<bool>), LedgerError> {
         let slot = self.begin_version(db, graph_key, content_hash).await?;
-        let known = match slot {
-            VersionSlot::New { .. } => self.known_facts(db, hashes).await?,
-            VersionSlot::Unchanged { .. } => Vec::new(),
-        };
+        let known = if slot.writes_batch() { self.known_facts(db, hashes).await? } else { Vec::new() };
         Ok((slot, known))
     }
 

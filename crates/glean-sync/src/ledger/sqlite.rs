@@ -409,10 +409,7 @@ impl Ledger for SqliteLedger {
         let (db, graph_key, content_hash, hashes) = (db.to_owned(), graph_key.to_owned(), content_hash.to_owned(), hashes.to_vec());
         self.blocking(move |ledger| {
             let slot = ledger.begin_version_now(&db, &graph_key, &content_hash)?;
-            let known = match slot {
-                VersionSlot::New { .. } => ledger.known_facts_now(&db, &hashes)?,
-                VersionSlot::Unchanged { .. } => Vec::new(),
-            };
+            let known = if slot.writes_batch() { ledger.known_facts_now(&db, &hashes)? } else { Vec::new() };
             Ok((slot, known))
         })
         .await
